@@ -1,0 +1,118 @@
+"""The tables, as typed SQLAlchemy 2 models. The migrations in connector/migrations create them.
+
+fingerprints   the dedup log: one row per distinct delivery content (and webhook-id)
+deliveries     the queue: every accepted delivery, as received, with its sync status
+nc_links       NC id -> Jira issue key, the source of truth for "one issue per NC"
+comment_links  NC comment -> Jira comment, so a comment is posted once
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC in the database (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention={
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+    })
+
+
+class Fingerprint(Base):
+    __tablename__ = "fingerprints"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)  # sha-256 hex of canonical JSON
+    webhook_id: Mapped[str | None] = mapped_column(String(256), unique=True)  # "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
+    nc_id: Mapped[str] = mapped_column(String(64))  # "NC-2025-001"
+    event_type: Mapped[str] = mapped_column(String(64))  # "nc.updated"
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # prune key
+    times_seen: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_nc", "nc_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    webhook_id: Mapped[str | None] = mapped_column(String(256))
+    nc_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    event_timestamp: Mapped[datetime] = mapped_column(UTCDateTime)  # the payload's "timestamp"
+    payload: Mapped[str] = mapped_column(Text)  # the body exactly as received (UTF-8 JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # queued -> processing -> done | ignored | superseded | dead (replay: dead -> queued)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))  # "host:pid:uuid" of the worker
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    jira_key: Mapped[str | None] = mapped_column(String(32))  # "QA-17" once synced
+
+
+class NcLink(Base):
+    __tablename__ = "nc_links"
+
+    nc_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jira_key: Mapped[str | None] = mapped_column(String(32), unique=True)  # None while being created
+    # reserved: row exists, no create sent; creating: a create was sent, outcome unknown; linked
+    state: Mapped[str] = mapped_column(String(16), default="reserved")
+    create_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # newest event applied
+    fields_hash: Mapped[str | None] = mapped_column(String(64))  # hash of the fields last sent
+    jira_status: Mapped[str | None] = mapped_column(String(64))  # status last seen in Jira
+    nc_state: Mapped[str] = mapped_column(Text, default="{}")  # merged NC record (JSON)
+
+
+class CommentLink(Base):
+    __tablename__ = "comment_links"
+    __table_args__ = (UniqueConstraint("nc_id", "comment_key", name="uq_comment_links_nc_comment"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    nc_id: Mapped[str] = mapped_column(String(64))
+    comment_key: Mapped[str] = mapped_column(String(64))  # NC comment id, or hash of author+time+body
+    jira_comment_id: Mapped[str | None] = mapped_column(String(32))  # None while being posted
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,248 @@
+"""Every setting of nc-connector, declared once: env name, type, default, whether it is a secret.
+
+Values come from the environment, or from an optional TOML config file named by
+``NC_CONNECTOR_CONFIG_FILE`` (keys are the setting names, e.g. ``database_url``); the
+environment wins. ``load_settings`` validates everything at start-up and raises
+``SettingsError`` naming the bad key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "NC_CONNECTOR_"
+CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG_FILE"
+REDACTED = "<secret>"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the key."""
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true/false, got {raw!r}")
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError(f"must be positive, got {value}")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError(f"must be positive, got {value}")
+    return value
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(raw: str) -> float:
+    """'7d', '12h', '30m', '45s' or plain seconds -> seconds."""
+    match = _DURATION.match(raw)
+    if not match:
+        raise ValueError(f"expected a duration such as 7d, 12h, 30m or 45s, got {raw!r}")
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("must be positive")
+    return seconds
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError(f"expected DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+    return level
+
+
+def _http_url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if value and not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError(f"expected an http(s) URL, got {value!r}")
+    return value
+
+
+def _database_url(raw: str) -> str:
+    value = raw.strip()
+    if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
+        raise ValueError("expected sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The declaration of one setting."""
+
+    name: str
+    parse: Callable[[str], Any]
+    type_name: str
+    default: str | None
+    doc: str
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("database_url", _database_url, "url", "sqlite:///nc-connector.db",
+            "SQLAlchemy URL: an SQLite file (default, relative to the working directory) "
+            "or postgresql+psycopg://user@host/db."),
+    Setting("webhook_secret", _csv, "list[secret]", None,
+            "Standard Webhooks secret(s), whsec_ + base64; several, comma-separated, are all accepted.",
+            secret=True),
+    Setting("webhook_token", lambda raw: raw.strip(), "secret", None,
+            "Static token accepted as 'Authorization: Bearer <token>' from senders that cannot sign.",
+            secret=True),
+    Setting("allow_unsigned", _bool, "bool", "false",
+            "Accept unauthenticated deliveries. For trials only: logs a warning at start-up."),
+    Setting("max_body_bytes", _positive_int, "int", "1048576", "Largest accepted webhook body, in bytes."),
+    Setting("signature_tolerance", parse_duration, "duration", "5m",
+            "How far a webhook-timestamp may be from now, either way."),
+    Setting("fingerprint_retention", parse_duration, "duration", "7d",
+            "How long fingerprints are kept (by last sighting). Keep it above the sender's retry horizon."),
+    Setting("fingerprint_exclude", _csv, "list[str]", "",
+            "Payload fields left out of the fingerprint (dotted paths), for values that change between "
+            "retries of one delivery."),
+    Setting("delivery_retention", parse_duration, "duration", "30d",
+            "How long finished (done, ignored, superseded) deliveries are kept."),
+    Setting("jira_url", _http_url, "url", "", "Base URL of Jira, e.g. https://example.atlassian.net."),
+    Setting("jira_email", lambda raw: raw.strip(), "str", "", "Jira Cloud account e-mail (with jira_api_token)."),
+    Setting("jira_api_token", lambda raw: raw.strip(), "secret", None,
+            "Jira Cloud API token (basic auth with jira_email).", secret=True),
+    Setting("jira_pat", lambda raw: raw.strip(), "secret", None,
+            "Jira Data Center personal access token (bearer).", secret=True),
+    Setting("jira_project", lambda raw: raw.strip(), "str", "", "Key of the Jira project NCs go to."),
+    Setting("jira_timeout", _positive_float, "float", "10", "Seconds before a Jira call times out."),
+    Setting("jira_search_lag", parse_duration, "duration", "60s",
+            "How long Jira's search may lag a create; an unconfirmed create is not retried before this."),
+    Setting("mapping_file", lambda raw: raw.strip(), "path", "",
+            "Mapping file (TOML). Empty: the shipped mappings/default.toml."),
+    Setting("qualio_api_key", lambda raw: raw.strip(), "secret", None,
+            "Qualio API key; when set, thin events are enriched from Qualio's API.", secret=True),
+    Setting("qualio_url", _http_url, "url", "https://api.qualio.com", "Base URL of Qualio's API."),
+    Setting("worker_poll_interval", parse_duration, "duration", "0.5s",
+            "How often an idle worker looks for due deliveries."),
+    Setting("worker_lease", parse_duration, "duration", "120s",
+            "How long a claim lasts before another worker may take it over."),
+    Setting("max_attempts", _positive_int, "int", "10", "Attempts before a delivery becomes a dead letter."),
+    Setting("retry_base", parse_duration, "duration", "2s", "First retry delay; doubles per attempt."),
+    Setting("retry_max", parse_duration, "duration", "10m", "Longest retry delay."),
+    Setting("log_level", _log_level, "str", "INFO", "DEBUG, INFO, WARNING or ERROR."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings. Secrets never appear in repr()."""
+
+    values: Mapping[str, Any] = field(repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __repr__(self) -> str:
+        shown = {s.name: (REDACTED if s.secret and self.values[s.name] else self.values[s.name])
+                 for s in SETTINGS}
+        return f"Settings({shown})"
+
+    __str__ = __repr__
+
+    def replace(self, **changes: Any) -> Settings:
+        unknown = set(changes) - set(_BY_NAME)
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, values={**self.values, **changes})
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value that is set, for log redaction."""
+        found: list[str] = []
+        for s in SETTINGS:
+            value = self.values[s.name]
+            if s.secret and value:
+                found.extend(value if isinstance(value, tuple) else [value])
+        return found
+
+
+def _read_config_file(path: str) -> dict[str, str]:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"{CONFIG_FILE_ENV}: cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{CONFIG_FILE_ENV}: {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(_BY_NAME))
+    if unknown:
+        raise SettingsError(f"{path}: unknown setting(s): {', '.join(unknown)}")
+    return {key: (",".join(map(str, v)) if isinstance(v, list) else str(v).lower() if isinstance(v, bool)
+                  else str(v)) for key, v in data.items()}
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read, parse and validate every setting; raise SettingsError naming the bad key."""
+    env = os.environ if env is None else env
+    from_file = _read_config_file(env[CONFIG_FILE_ENV]) if env.get(CONFIG_FILE_ENV) else {}
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        raw = env.get(s.env, from_file.get(s.name, s.default))
+        if raw is None or (s.secret and raw == ""):
+            values[s.name] = () if s.type_name.startswith("list") else None
+            continue
+        try:
+            values[s.name] = s.parse(raw)
+        except ValueError as exc:
+            shown = "" if s.secret else f" {raw!r}"
+            raise SettingsError(f"{s.env}: invalid value{shown}: {exc}") from None
+    settings = Settings(values).replace(**overrides) if overrides else Settings(values)
+    _check_secrets(settings)
+    return settings
+
+
+def _check_secrets(settings: Settings) -> None:
+    import base64
+    import binascii
+
+    for secret in settings.webhook_secret:
+        try:
+            if not base64.b64decode(secret.removeprefix("whsec_"), validate=True):
+                raise ValueError
+        except (binascii.Error, ValueError):
+            raise SettingsError(
+                f"{ENV_PREFIX}WEBHOOK_SECRET: each secret must be whsec_ followed by non-empty base64"
+            ) from None
+
+
+def require_webhook_auth(settings: Settings) -> None:
+    """serve refuses to start when deliveries could not be authenticated and unsigned is not allowed."""
+    if not (settings.webhook_secret or settings.webhook_token or settings.allow_unsigned):
+        raise SettingsError(
+            f"no webhook authentication configured: set {ENV_PREFIX}WEBHOOK_SECRET (Standard Webhooks), "
+            f"{ENV_PREFIX}WEBHOOK_TOKEN (bearer token), or {ENV_PREFIX}ALLOW_UNSIGNED=true for a trial"
+        )

@@ -1,0 +1,118 @@
+"""Durable ingest: the fingerprint row and the queued delivery, written in one transaction.
+
+Uniqueness is the database's job (unique indexes + INSERT ... ON CONFLICT DO NOTHING),
+never check-then-insert, so N concurrent copies of one delivery in N processes produce
+exactly one queued delivery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from connector.events import NcEvent
+from connector.models import Delivery, Fingerprint
+
+NOTIFY_CHANNEL = "nc_connector_deliveries"
+FINISHED_STATUSES = ("done", "ignored", "superseded")
+
+
+@dataclass(frozen=True)
+class Accepted:
+    delivery_id: int
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    fingerprint: str
+    first_seen_at: datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _insert_ignoring_conflicts(conn: Connection) -> Callable[..., object]:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return lambda table: dialect.insert(table).on_conflict_do_nothing()
+
+
+def record_delivery(engine: Engine, event: NcEvent, body: bytes, fp: str,
+                    webhook_id: str | None) -> Accepted | Duplicate:
+    """Store a new delivery (fingerprint + queue row, one commit) or note a duplicate."""
+    now = utcnow()
+    with engine.begin() as conn:
+        insert_ignore = _insert_ignoring_conflicts(conn)
+        claimed = conn.execute(
+            insert_ignore(Fingerprint).values(  # type: ignore[attr-defined]
+                fingerprint=fp, webhook_id=webhook_id, nc_id=event.nc_id, event_type=event.event_type,
+                first_seen_at=now, last_seen_at=now, times_seen=1,
+            ).returning(Fingerprint.id)
+        ).scalar_one_or_none()
+        if claimed is not None:
+            delivery_id = conn.execute(
+                insert(Delivery).values(
+                    fingerprint=fp, webhook_id=webhook_id, nc_id=event.nc_id, event_type=event.event_type,
+                    event_timestamp=event.timestamp, payload=body.decode("utf-8"), received_at=now,
+                    status="queued", attempts=0, next_attempt_at=now,
+                ).returning(Delivery.id)
+            ).scalar_one()
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+            return Accepted(delivery_id, fp)
+        return Duplicate(fp, _note_sighting(conn, fp, webhook_id, now))
+
+
+def _note_sighting(conn: Connection, fp: str, webhook_id: str | None, now: datetime) -> datetime:
+    """Bump last_seen/times_seen of the row(s) this delivery duplicates; return first_seen."""
+    match = Fingerprint.fingerprint == fp
+    if webhook_id is not None:
+        match = or_(match, Fingerprint.webhook_id == webhook_id)
+    conn.execute(
+        update(Fingerprint).where(match).values(last_seen_at=now, times_seen=Fingerprint.times_seen + 1)
+    )
+    first_seen = conn.execute(select(func.min(Fingerprint.first_seen_at)).where(match)).scalar_one_or_none()
+    # The conflicting row can only vanish if prune removed it in between: report now.
+    return first_seen or now
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    fingerprints: int
+    deliveries: int
+
+
+def prune(engine: Engine, fingerprint_retention: float, delivery_retention: float, batch_size: int = 5000,
+          progress: Callable[[str, int], None] | None = None, now: datetime | None = None) -> PruneResult:
+    """Delete expired fingerprints and finished deliveries in small batches (short transactions)."""
+    now = now or utcnow()
+    fp_cutoff = now - timedelta(seconds=fingerprint_retention)
+    delivery_cutoff = now - timedelta(seconds=delivery_retention)
+    removed_fps = _delete_in_batches(
+        engine, Fingerprint.id, Fingerprint.last_seen_at < fp_cutoff, batch_size,
+        lambda n: progress("fingerprints", n) if progress else None,
+    )
+    removed_deliveries = _delete_in_batches(
+        engine, Delivery.id, (Delivery.status.in_(FINISHED_STATUSES)) & (Delivery.finished_at < delivery_cutoff),
+        batch_size, lambda n: progress("deliveries", n) if progress else None,
+    )
+    return PruneResult(removed_fps, removed_deliveries)
+
+
+def _delete_in_batches(engine: Engine, id_column: object, condition: object, batch_size: int,
+                       progress: Callable[[int], None]) -> int:
+    table = id_column.class_  # type: ignore[attr-defined]
+    total = 0
+    while True:
+        with engine.begin() as conn:
+            ids = select(id_column).where(condition).limit(batch_size)  # type: ignore[call-overload]
+            removed = conn.execute(delete(table).where(id_column.in_(ids))).rowcount  # type: ignore[attr-defined]
+        total += removed
+        progress(total)
+        if removed < batch_size:
+            return total
