@@ -32,7 +32,7 @@ def receive() -> Response | tuple[Response, int]:
                        f"Content-Type must be application/json, got {request.mimetype or 'none'!r}")
     body = request.get_data(cache=False)  # MAX_CONTENT_LENGTH turns an oversized stream into 413
     try:
-        verified = verifier.verify(request.headers, body)
+        verified = verifier.verify({k.lower(): v for k, v in request.headers.items()}, body)
     except AuthError as exc:
         return _refuse("unauthorized", 401, "Unauthorized", str(exc))
     try:
