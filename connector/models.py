@@ -4,6 +4,7 @@ fingerprints   the dedup log: one row per distinct delivery content (and webhook
 deliveries     the queue: every accepted delivery, as received, with its sync status
 nc_links       NC id -> Jira issue key, the source of truth for "one issue per NC"
 comment_links  NC comment -> Jira comment, so a comment is posted once
+throttles      "send nothing to X before T", shared by every worker (Jira's Retry-After)
 """
 
 from __future__ import annotations
@@ -116,3 +117,10 @@ class CommentLink(Base):
     comment_key: Mapped[str] = mapped_column(String(64))  # NC comment id, or hash of author+time+body
     jira_comment_id: Mapped[str | None] = mapped_column(String(32))  # None while being posted
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Throttle(Base):
+    __tablename__ = "throttles"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)  # "jira"
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)

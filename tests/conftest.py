@@ -20,7 +20,7 @@ FIXTURES = Path(__file__).with_name("fixtures")
 PG_ADMIN_URL = os.environ.get("NC_CONNECTOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_SECRET = "whsec_" + "dGVzdC1zZWNyZXQtZm9yLW5jLWNvbm5lY3Rvci10ZXN0cw=="
-TABLES = ("comment_links", "nc_links", "deliveries", "fingerprints")
+TABLES = ("comment_links", "nc_links", "deliveries", "fingerprints", "throttles")
 
 
 def load_fixture(name: str) -> dict[str, Any]:

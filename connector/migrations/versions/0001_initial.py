@@ -1,4 +1,4 @@
-"""initial schema: fingerprints, deliveries, nc_links, comment_links
+"""initial schema: fingerprints, deliveries, nc_links, comment_links, throttles
 
 Revision ID: 0001
 Revises:
@@ -73,9 +73,15 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.UniqueConstraint("nc_id", "comment_key", name="uq_comment_links_nc_comment"),
     )
+    op.create_table(
+        "throttles",
+        sa.Column("name", sa.String(32), primary_key=True),
+        sa.Column("not_before", UTCDateTime(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("throttles")
     op.drop_table("comment_links")
     op.drop_table("nc_links")
     op.drop_table("deliveries")

@@ -1,0 +1,288 @@
+"""Optional enrichment from Qualio's public API: fetch an event in full, map it to our NC record.
+
+Qualio allows 200 requests per minute per API key and answers 429 beyond that. ``QualioClient``
+keeps under its share with a sliding-window limiter (waiting when the window is full) and, after a
+429, refuses locally until Retry-After has passed instead of sleeping: the worker reschedules the
+delivery. Nothing is retried here. The API key only ever travels in the ``X-Api-Key`` header.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from connector import __version__
+
+__all__ = ["QualioClient", "QualioError", "RateLimiter", "nc_record_from_event"]
+
+WINDOW_SECONDS = 60.0
+_REDACTED = "<secret>"
+_RETRYABLE_4XX = frozenset({408, 429})
+_MAX_MESSAGE = 300
+
+
+class QualioError(Exception):
+    """A failed Qualio call. ``retryable`` says whether trying again later can help."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None,
+                 retryable: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+        self.retryable = retryable
+
+    def __str__(self) -> str:
+        return f"Qualio HTTP {self.status}: {self.message}" if self.status else f"Qualio: {self.message}"
+
+    def __repr__(self) -> str:
+        return (f"QualioError(status={self.status!r}, message={self.message!r}, "
+                f"retry_after={self.retry_after!r}, retryable={self.retryable!r})")
+
+
+class RateLimiter:
+    """At most ``limit`` acquisitions in any ``window`` seconds (sliding log); thread-safe.
+
+    A request at time t counts against later ones while they are less than ``window`` after t.
+    ``acquire`` waits (with ``sleep``, outside the lock) until a slot is free.
+    """
+
+    def __init__(self, limit: int, window: float = WINDOW_SECONDS, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if limit <= 0:
+            raise ValueError("limit must be positive")
+        self._limit = limit
+        self._window = window
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._sent: deque[float] = deque()
+
+    def acquire(self) -> None:
+        while True:
+            wait = self._try_acquire()
+            if wait <= 0:
+                return
+            self._sleep(wait)
+
+    def _try_acquire(self) -> float:
+        """Take a slot and return 0, or return how long until the oldest slot frees."""
+        with self._lock:
+            now = self._clock()
+            while self._sent and now - self._sent[0] >= self._window:
+                self._sent.popleft()
+            if len(self._sent) < self._limit:
+                self._sent.append(now)
+                return 0.0
+            return self._sent[0] + self._window - now
+
+
+class QualioClient:
+    """Reads events from Qualio's API (``GET {base}/v1/events/events/{code}``)."""
+
+    def __init__(self, base_url: str, api_key: str, timeout: float = 10.0, max_per_minute: int = 200,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        if not base_url:
+            raise ValueError("a Qualio base URL is required")
+        if not api_key:
+            raise ValueError("a Qualio API key is required")
+        self._base = base_url.rstrip("/")
+        self._api_key = api_key
+        self._timeout = timeout
+        self._clock = clock
+        self._limiter = RateLimiter(max_per_minute, clock=clock, sleep=sleep)
+        self._blocked_until = 0.0  # clock() time before which Qualio asked us (429) not to call
+        self._session = _session(api_key)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def fetch_event(self, code: str) -> dict[str, Any]:
+        """The raw ``eventDetailed`` record of the event with this code (e.g. NCR-12)."""
+        if not code:
+            raise ValueError("an event code is required")
+        self._refuse_while_throttled()
+        self._limiter.acquire()
+        url = f"{self._base}/v1/events/events/{quote(code, safe='')}"
+        try:
+            # No redirects: requests would forward the X-Api-Key header to wherever they point.
+            response = self._session.get(url, timeout=self._timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise self._from_requests_error(exc) from None
+        if response.status_code == 200:
+            return self._event(response)
+        raise self._from_response(response, code)
+
+    def _refuse_while_throttled(self) -> None:
+        remaining = self._blocked_until - self._clock()
+        if remaining > 0:
+            raise QualioError(f"not sent: Qualio asked for a pause after a 429 ({remaining:.0f} s left)",
+                              status=429, retry_after=remaining, retryable=True)
+
+    def _event(self, response: requests.Response) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise QualioError("the answer is not a JSON object", status=response.status_code, retryable=True)
+        return data
+
+    def _from_response(self, response: requests.Response, code: str) -> QualioError:
+        status = response.status_code
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        if status == 429 and retry_after:
+            self._blocked_until = max(self._blocked_until, self._clock() + retry_after)
+        if status == 404:
+            message = f"event {code} not found"
+        elif 300 <= status < 400:
+            message = f"Qualio redirected to {response.headers.get('Location')!r}: check the Qualio URL"
+        else:
+            message = _error_message(response)
+        return QualioError(self._scrub(message), status=status, retry_after=retry_after,
+                           retryable=status in _RETRYABLE_4XX or status >= 500)
+
+    def _from_requests_error(self, exc: requests.RequestException) -> QualioError:
+        if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                            requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader)):
+            return QualioError(self._scrub(f"invalid request: {exc}"))
+        kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+        return QualioError(self._scrub(f"{kind}: {exc}"), retryable=True)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._api_key, _REDACTED)
+
+
+def _session(api_key: str) -> requests.Session:
+    session = requests.Session()
+    session.headers.update({"X-Api-Key": api_key, "Accept": "application/json",
+                            "User-Agent": f"nc-connector/{__version__}"})
+    # requests' default, stated: urllib3 must not retry (the worker does, with backoff).
+    adapter = HTTPAdapter(max_retries=Retry(total=0, read=False, redirect=False))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def _retry_after(raw: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After in seconds (it may also be an HTTP date)."""
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(raw) - (now or datetime.now(UTC))).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def _error_message(response: requests.Response) -> str:
+    """Qualio's ``message`` (403, 429), or the ``errors`` descriptions (400), else the status line."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        if data.get("message"):
+            return str(data["message"])[:_MAX_MESSAGE]
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors:
+            return "; ".join(str(e.get("description", e)) if isinstance(e, dict) else str(e)
+                             for e in errors)[:_MAX_MESSAGE]
+    return f"HTTP {response.status_code} {response.reason or ''}".strip()
+
+
+# -- eventDetailed -> NC record (pure) ------------------------------------------------------------
+
+_SCALARS = {"ncId": "code", "title": "title", "description": "description", "status": "status", "url": "url",
+            "createdAt": "created_at", "dueAt": "due_at", "modifiedAt": "modified_at",
+            "closedAt": "closed_at", "risk": "risk"}
+
+
+def nc_record_from_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Map Qualio's ``eventDetailed`` to our NC record (the camelCase keys of the webhook contract).
+
+    ``fields`` holds each form field by label, in step and field order: the value for a single
+    field (None when empty), a list for a multi field. Linked events appear as their code, other
+    linked records (documents, suppliers, ...) as their name. ``sections`` holds each content
+    section's content by label. A label seen before (in an earlier step) is kept as
+    ``"<step label> / <label>"`` so that nothing is lost and the first keeps its plain name.
+    Missing keys become None (or empty), so a partial record maps too.
+    """
+    record: dict[str, Any] = {ours: event.get(theirs) for ours, theirs in _SCALARS.items()}
+    record["ownerUserId"] = _number(event.get("owner_user_id"))
+    record["tagIds"] = [_number(t) for t in event.get("tag_ids") or []]
+    record["escalatedFrom"] = list(event.get("escalated_from") or [])
+    record["escalatedTo"] = list(event.get("escalated_to") or [])
+    steps = _ordered([s for s in event.get("steps") or [] if isinstance(s, dict)])
+    record["fields"] = _form_fields(steps)
+    record["sections"] = _content_sections(steps)
+    return record
+
+
+def _form_fields(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for step in steps:
+        if step.get("type") != "form":
+            continue
+        for field in _ordered(step.get("fields") or []):
+            if field.get("type") == "section":  # a heading inside the form, it holds no value
+                continue
+            _put(found, step, str(field.get("label", "")), _field_value(field))
+    return found
+
+
+def _content_sections(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for step in steps:
+        if step.get("type") != "content":
+            continue
+        for section in _ordered(step.get("sections") or []):
+            _put(found, step, str(section.get("label", "")), section.get("content"))
+    return found
+
+
+def _put(found: dict[str, Any], step: dict[str, Any], label: str, value: Any) -> None:
+    key = label if label not in found else f"{step.get('label', '')} / {label}"
+    found.setdefault(key, value)
+
+
+def _field_value(field: dict[str, Any]) -> Any:
+    is_event = field.get("type") == "event"
+    values = [_value(v, is_event) for v in field.get("values") or []]
+    if field.get("multi"):
+        return values
+    return values[0] if values else None
+
+
+def _value(value: Any, is_event: bool) -> Any:
+    if not isinstance(value, dict):
+        return value
+    if is_event and value.get("code"):
+        return value["code"]
+    return value.get("name")
+
+
+def _ordered(items: list[Any]) -> list[dict[str, Any]]:
+    """Dict items sorted by their ``order`` (stable; those without one keep their place at the end)."""
+    dicts = [i for i in items if isinstance(i, dict)]
+    return sorted(dicts, key=lambda i: (not isinstance(i.get("order"), int | float), i.get("order") or 0))
+
+
+def _number(value: Any) -> Any:
+    """JSON numbers that are whole (1.0) as int: ids compare and print as ids."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

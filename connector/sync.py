@@ -1,0 +1,195 @@
+"""Apply one NC's planned sync to Jira and record it: ensure the issue, edit, transition, comment, link.
+
+Exactly one issue per NC: the link row is reserved and marked `creating` (committed) before the
+create call. A later attempt that finds `creating` searches Jira for the marker label first; when
+the search finds nothing it waits until Jira's search lag (jira_search_lag) has passed since the
+create was sent before creating again, so index lag cannot produce a second issue.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from connector import links
+from connector.jira_gateway import JiraError, JiraGateway
+from connector.links import Link
+from connector.mapping import Mapping, marker_label
+from connector.queue import Claim, finish
+from connector.resolver import CachedResolver
+from connector.store import utcnow
+from connector.sync_plan import Delivered, PlannedComment, SyncPlan, coalesce, comment_marker, parse_payload, plan_sync
+
+log = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """Try this claim again later; `delay` None means the worker's backoff decides."""
+
+    def __init__(self, message: str, delay: float | None = None, count_attempt: bool = True,
+                 pause_jira: bool = False) -> None:
+        super().__init__(message)
+        self.delay = delay
+        self.count_attempt = count_attempt
+        self.pause_jira = pause_jira  # Jira asked every client to wait (Retry-After)
+
+
+class Permanent(Exception):
+    """Retrying cannot help (bad field, missing transition): dead letter with this message."""
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    jira_key: str | None
+    created: bool
+    writes: int
+    comments: int
+
+
+class Enricher(Protocol):
+    """Optional: the NC's current record from Qualio (see connector.enrich)."""
+
+    def fetch(self, nc_id: str) -> dict[str, Any]: ...
+
+
+class Syncer:
+    def __init__(self, engine: Engine, gateway: JiraGateway, mapping: Mapping, search_lag: float,
+                 enricher: Enricher | None = None) -> None:
+        self.engine = engine
+        self.jira = gateway
+        self.mapping = mapping
+        self.search_lag = search_lag
+        self.enricher = enricher
+        self.resolver = CachedResolver(gateway)
+
+    def sync(self, claim: Claim) -> SyncResult:
+        """Sync the claimed NC; raises RetryLater or Permanent (JiraError is translated)."""
+        try:
+            return self._sync(claim)
+        except JiraError as exc:
+            if exc.retryable:
+                raise RetryLater(f"Jira: {exc.message}", exc.retry_after,
+                                 pause_jira=exc.retry_after is not None) from None
+            raise Permanent(f"Jira refused ({exc.status}): {exc.message}") from None
+
+    def _sync(self, claim: Claim) -> SyncResult:
+        link = links.reserve(self.engine, claim.nc_id)
+        deliveries = [Delivered(d.id, d.event_type, d.event_timestamp, parse_payload(d.payload))
+                      for d in claim.deliveries]
+        snapshot = coalesce(link.nc_state, link.last_event_at, deliveries)
+        if not snapshot.applied:  # only unknown event types: recorded and ignored, never retried
+            with self.engine.begin() as conn:
+                finish(conn, claim, "ignored", link.jira_key)
+            return SyncResult(link.jira_key, False, 0, 0)
+        if self.enricher is not None:
+            snapshot.state.update(self.enricher.fetch(claim.nc_id))
+        snapshot.state["ncId"] = claim.nc_id
+        plan = plan_sync(self.mapping, snapshot, link.nc_state, link.fields_hash,
+                         links.posted_comment_keys(self.engine, claim.nc_id), self.resolver)
+
+        key, created = self._ensure_issue(link, plan)
+        writes = 1 if created else 0
+        if not created and plan.fields_changed:
+            self.jira.update_issue(key, plan.edit_fields)
+            writes += 1
+        if plan.remote_link and (created or plan.link_changed):
+            self.jira.upsert_remote_link(key, plan.remote_link)
+            writes += 1
+        links.mark_linked(self.engine, claim.nc_id, key, plan.fields_hash)
+        status, moved = self._follow_status(key, link if not created else None, plan)
+        writes += moved
+        posted = self._post_comments(claim.nc_id, key, plan.comments)
+        with self.engine.begin() as conn:
+            links.record_sync(conn, claim.nc_id, fields_hash=plan.fields_hash, jira_status=status,
+                              last_event_at=snapshot.newest, nc_state=snapshot.state)
+            finish(conn, claim, "done", key, snapshot.applied)
+            if snapshot.ignored:
+                finish(conn, claim, "ignored", key, snapshot.ignored)
+        return SyncResult(key, created, writes + posted, posted)
+
+    # -- the issue ---------------------------------------------------------------------------
+
+    def _ensure_issue(self, link: Link, plan: SyncPlan) -> tuple[str, bool]:
+        """The NC's Jira key, creating the issue if (and only if) none can exist yet."""
+        if link.state == "linked" and link.jira_key:
+            return link.jira_key, False
+        label = marker_label(self.mapping, link.nc_id)
+        found = self.jira.find_issues_by_label(label, plan.create_fields["project"]["key"])
+        if found:
+            if len(found) > 1:
+                log.warning("several Jira issues carry the marker label; adopting the oldest",
+                            extra={"nc_id": link.nc_id, "jira_keys": found})
+            log.info("adopted existing Jira issue", extra={"nc_id": link.nc_id, "jira_key": found[0]})
+            links.mark_linked(self.engine, link.nc_id, found[0])
+            return found[0], False
+        if link.state == "creating" and link.create_started_at is not None:
+            settle_at = link.create_started_at + timedelta(seconds=self.search_lag)
+            wait = (settle_at - utcnow()).total_seconds()
+            if wait > 0:
+                # A create was sent and its outcome is unknown; Jira's search may not show it yet.
+                raise RetryLater("an earlier create may exist in Jira; waiting out the search lag",
+                                 delay=wait, count_attempt=False)
+        links.mark_creating(self.engine, link.nc_id)
+        try:
+            key = self.jira.create_issue(plan.create_fields)
+        except JiraError as exc:
+            if not exc.outcome_unknown:
+                links.mark_not_created(self.engine, link.nc_id)
+            raise
+        links.mark_linked(self.engine, link.nc_id, key)
+        log.info("created Jira issue", extra={"nc_id": link.nc_id, "jira_key": key})
+        return key, True
+
+    def _follow_status(self, key: str, link: Link | None, plan: SyncPlan) -> tuple[str | None, int]:
+        """Run the transition to the mapped status, if the issue is not there yet."""
+        target = plan.target_status
+        known = link.jira_status if link else None
+        if target is None or (known is not None and known.casefold() == target.casefold()):
+            return known, 0
+        current = self.jira.get_issue(key).status
+        if current.casefold() == target.casefold():
+            return current, 0
+        options = self.jira.transitions(key)
+        for transition in options:
+            if transition.to_status.casefold() == target.casefold():
+                self.jira.transition_issue(key, transition.id)
+                return transition.to_status, 1
+        available = ", ".join(f"{t.name!r} -> {t.to_status!r}" for t in options) or "none"
+        raise Permanent(f"no transition leads from {current!r} to {target!r} on {key}; available: {available}")
+
+    # -- comments ----------------------------------------------------------------------------
+
+    def _post_comments(self, nc_id: str, key: str, comments: tuple[PlannedComment, ...]) -> int:
+        if not comments:
+            return 0
+        uncertain = {k for k, v in links.posted_comment_keys(self.engine, nc_id).items() if v is None}
+        already = self._comments_in_jira(key) if uncertain else {}
+        posted = 0
+        for comment in comments:
+            marker = comment_marker(comment.key)
+            if marker in already:  # an earlier post whose answer we never saw did go through
+                links.record_comment(self.engine, nc_id, comment.key, already[marker])
+                continue
+            links.reserve_comment(self.engine, nc_id, comment.key)
+            try:
+                comment_id = self.jira.add_comment(key, comment.body)
+            except JiraError as exc:
+                if not exc.outcome_unknown:
+                    links.forget_comment(self.engine, nc_id, comment.key)
+                raise
+            links.record_comment(self.engine, nc_id, comment.key, comment_id)
+            posted += 1
+        return posted
+
+    def _comments_in_jira(self, key: str) -> dict[str, str]:
+        """marker -> comment id for the issue's comments that carry one of our markers."""
+        found: dict[str, str] = {}
+        for comment_id, body in self.jira.comments(key):
+            last_line = body.rstrip().rsplit("\n", 1)[-1]
+            if last_line.startswith("[qualio-comment:"):
+                found[last_line] = comment_id
+        return found

@@ -1,0 +1,223 @@
+"""The sync engine on a real database with an in-memory Jira: one issue per NC, updates in place."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from connector import links, queue
+from connector.events import validate_event
+from connector.fingerprint import fingerprint
+from connector.jira_gateway import JiraError
+from connector.mapping import default_mapping_path, load_mapping
+from connector.models import Delivery, NcLink
+from connector.store import record_delivery, utcnow
+from connector.sync import Syncer
+from connector.worker import Worker
+from tests.conftest import load_fixture, make_settings
+from tests.fake_jira import FakeJira
+
+
+@pytest.fixture
+def jira():
+    return FakeJira()
+
+
+@pytest.fixture
+def worker(engine, db_url, jira):
+    settings = make_settings(db_url, NC_CONNECTOR_MAX_ATTEMPTS="3", NC_CONNECTOR_RETRY_BASE="0.01s",
+                             NC_CONNECTOR_JIRA_SEARCH_LAG="60s")
+    mapping = load_mapping(default_mapping_path(), project_override="QA")
+    return Worker(engine, settings, Syncer(engine, jira, mapping, settings.jira_search_lag))
+
+
+def deliver(engine, payload: dict) -> None:
+    body = json.dumps(payload).encode()
+    record_delivery(engine, validate_event(payload), body, fingerprint(payload), None)
+
+
+def drain(worker, due_now: bool = True, rounds: int = 20) -> None:
+    """Run the worker until the queue is empty, making retried deliveries due at once."""
+    for _ in range(rounds):
+        if due_now:
+            with worker.engine.begin() as conn:
+                conn.execute(update(Delivery).where(Delivery.status == "queued").values(next_attempt_at=utcnow()))
+        if not worker.run_once():
+            return
+
+
+def statuses(engine) -> list[str]:
+    with engine.connect() as conn:
+        return [s for (s,) in conn.execute(select(Delivery.status).order_by(Delivery.id))]
+
+
+def test_first_event_creates_later_events_update_the_same_issue(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))
+    drain(worker)
+    deliver(engine, {**load_fixture("nc_created"), "eventType": "nc.updated", "title": "Renamed",
+                     "timestamp": "2025-02-02T08:00:00Z"})
+    drain(worker)
+    deliver(engine, load_fixture("nc_closed"))
+    drain(worker)
+    # the rename changes summary and link title; the close changes the description and the status
+    assert [m for m, _ in jira.writes()] == ["create_issue", "upsert_remote_link", "update_issue",
+                                             "upsert_remote_link", "update_issue", "transition_issue"]
+    (issue,) = jira.issues.values()
+    assert issue.fields["summary"] == "[NCR-12] Renamed" and issue.status == "Done"
+    assert list(issue.links) == ["qualio-nc:NCR-12"]
+    assert statuses(engine) == ["done", "done", "done"]
+    link = links.get(engine, "NCR-12")
+    assert link.state == "linked" and link.jira_key == issue.key and link.jira_status == "Done"
+
+
+def test_queued_deliveries_of_one_nc_are_coalesced(engine, worker, jira):
+    deliver(engine, load_fixture("same_second_status_changed"))
+    deliver(engine, load_fixture("same_second_comment_added"))
+    deliver(engine, {**load_fixture("same_second_status_changed"), "timestamp": "2025-01-05T10:16:00Z",
+                     "title": "Newest title"})
+    drain(worker)
+    assert [m for m, _ in jira.writes()] == ["create_issue", "transition_issue", "add_comment"]
+    (issue,) = jira.issues.values()
+    assert issue.fields["summary"] == "[NC-2025-002] Newest title" and issue.status == "In Progress"
+    assert "Root cause: firmware" in issue.comments[0][1]
+
+
+def test_identical_render_makes_no_jira_write(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))
+    drain(worker)
+    before = len(jira.writes())
+    # a new delivery (new timestamp) whose mapped fields are the same
+    deliver(engine, {**load_fixture("nc_created"), "eventType": "nc.updated", "timestamp": "2025-02-03T00:00:00Z"})
+    drain(worker)
+    assert len(jira.writes()) == before and statuses(engine) == ["done", "done"]
+
+
+def test_out_of_order_delivery_keeps_the_newest_state(engine, worker, jira):
+    deliver(engine, {**load_fixture("nc_created"), "title": "Newest", "timestamp": "2025-02-05T00:00:00Z"})
+    drain(worker)
+    deliver(engine, {**load_fixture("nc_created"), "eventType": "nc.updated", "title": "Older"})
+    drain(worker)
+    (issue,) = jira.issues.values()
+    assert issue.fields["summary"] == "[NCR-12] Newest"
+    assert [m for m, _ in jira.writes()].count("update_issue") == 0
+
+
+def test_comment_redelivery_and_replay_post_once(engine, worker, jira):
+    payload = load_fixture("same_second_comment_added")
+    deliver(engine, payload)
+    drain(worker)
+    deliver(engine, {**payload, "timestamp": "2025-01-05T10:20:00Z"})  # same comment, other envelope
+    drain(worker)
+    with engine.begin() as conn:
+        conn.execute(update(Delivery).values(status="dead"))
+    queue.replay(engine, all_dead=True)
+    drain(worker)
+    (issue,) = jira.issues.values()
+    assert len(issue.comments) == 1
+
+
+def test_comment_post_whose_answer_is_lost_is_not_doubled(engine, worker, jira):
+    deliver(engine, load_fixture("same_second_comment_added"))
+    jira.lose_answer.add("add_comment")
+    drain(worker)
+    (issue,) = jira.issues.values()
+    assert len(issue.comments) == 1 and statuses(engine) == ["done"]
+    assert ("comments", issue.key) in jira.calls  # the retry looked before posting
+
+
+def test_create_whose_answer_is_lost_is_found_by_label_not_created_again(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))
+    jira.lose_answer.add("create_issue")
+    drain(worker)
+    assert len(jira.issues) == 1 and statuses(engine) == ["done"]
+    assert links.get(engine, "NCR-12").jira_key == next(iter(jira.issues))
+
+
+def test_search_lag_cannot_produce_a_second_issue(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))
+    jira.lose_answer.add("create_issue")
+    jira.search_visible = False  # Jira Cloud's index has not caught up
+    drain(worker)
+    assert len(jira.issues) == 1
+    assert statuses(engine) == ["queued"]  # waiting out the lag, not counted as a failed attempt
+    with engine.connect() as conn:
+        row = conn.execute(select(Delivery)).one()
+    assert row.attempts == 1 and row.next_attempt_at > utcnow() + timedelta(seconds=30)
+    jira.search_visible = True
+    drain(worker)
+    assert len(jira.issues) == 1 and statuses(engine) == ["done"]
+
+
+def test_lag_window_passed_without_a_trace_creates(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))
+    jira.fail_next["create_issue"] = [JiraError("timed out", status=None, retryable=True, outcome_unknown=True)]
+    drain(worker, rounds=1)
+    with engine.begin() as conn:
+        conn.execute(update(NcLink).values(create_started_at=utcnow() - timedelta(seconds=61)))
+    drain(worker)
+    assert len(jira.issues) == 1 and statuses(engine) == ["done"]
+
+
+def test_hand_made_issue_with_the_marker_is_adopted(engine, worker, jira):
+    key = jira.create_issue({"summary": "made by hand", "labels": ["qualio-nc-NCR-12"]})
+    jira.calls.clear()
+    deliver(engine, load_fixture("nc_created"))
+    drain(worker)
+    assert len(jira.issues) == 1 and links.get(engine, "NCR-12").jira_key == key
+    assert jira.issues[key].fields["summary"].startswith("[NCR-12]")
+
+
+def test_rate_limit_honours_retry_after_for_every_worker(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))
+    jira.fail_next["find_issues_by_label"] = [JiraError("rate limited", status=429, retry_after=30, retryable=True)]
+    worker.run_once()
+    assert queue.paused_for(engine, "jira") > 25
+    assert worker.run_once() is False  # paused: no Jira call before Retry-After
+    with engine.connect() as conn:
+        row = conn.execute(select(Delivery)).one()
+    assert row.status == "queued" and row.attempts == 1 and "rate limited" in row.last_error
+
+
+def test_permanent_error_goes_to_dead_letter_and_replay_recovers(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))
+    jira.fail_next["create_issue"] = [JiraError("priority: Priority name 'High' is not valid", status=400,
+                                                retryable=False)]
+    drain(worker)
+    with engine.connect() as conn:
+        row = conn.execute(select(Delivery)).one()
+    assert row.status == "dead" and "Priority name" in row.last_error and jira.issues == {}
+    assert queue.replay(engine, [row.id]) == 1
+    drain(worker)
+    assert statuses(engine) == ["done"] and len(jira.issues) == 1
+
+
+def test_retry_budget_then_dead_letter(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))
+    jira.fail_next["find_issues_by_label"] = [JiraError("down", status=503, retryable=True) for _ in range(5)]
+    drain(worker)
+    with engine.connect() as conn:
+        row = conn.execute(select(Delivery)).one()
+    assert row.status == "dead" and row.attempts == 3
+
+
+def test_missing_transition_is_a_dead_letter_naming_the_options(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))
+    drain(worker)
+    (issue,) = jira.issues.values()
+    issue.status = "Done"  # someone closed it in Jira; our cached status says To Do
+    deliver(engine, {**load_fixture("nc_created"), "eventType": "nc.status_changed", "status": "under_investigation",
+                     "timestamp": "2025-02-03T00:00:00Z"})
+    drain(worker)
+    with engine.connect() as conn:
+        last = conn.execute(select(Delivery).order_by(Delivery.id.desc())).first()
+    assert last.status == "dead"
+    assert "'Reopen' -> 'To Do'" in last.last_error and "In Progress" in last.last_error
+
+
+def test_unknown_event_type_is_recorded_and_ignored(engine, worker, jira):
+    deliver(engine, load_fixture("unknown_event_type"))
+    drain(worker)
+    assert statuses(engine) == ["ignored"] and jira.calls == []
