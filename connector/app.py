@@ -9,7 +9,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
-from connector import db, webhook
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from connector import db, metrics, webhook
 from connector.problems import problem
 from connector.settings import Settings, load_settings
 from connector.signing import Verifier
@@ -28,6 +30,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.register_blueprint(webhook.blueprint)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.add_url_rule("/readyz", "readyz", readyz)
+    app.add_url_rule("/metrics", "metrics", metrics_view)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected_error)
     return app
@@ -53,6 +56,16 @@ def readyz() -> Response | tuple[Response, int]:
         detail = f"database schema at {current or 'nothing'}, expected {head}: run 'nc-connector db upgrade'"
         return problem(503, "Service Unavailable", detail), 503
     return jsonify(status="ready", schema=current)
+
+
+def metrics_view() -> Response | tuple[Response, int]:
+    from flask import current_app
+
+    try:
+        body = metrics.render(current_app.config["NC_ENGINE"])
+    except DBAPIError:
+        return problem(503, "Service Unavailable", "database unavailable", headers={"Retry-After": "5"}), 503
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)
 
 
 def http_error(exc: HTTPException) -> Response:

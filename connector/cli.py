@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 
 import click
@@ -68,6 +71,9 @@ def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
         db.upgrade(engine)
     engine.dispose()
 
+    # Every process we start counts into one directory, so /metrics adds them up.
+    metrics_dir = tempfile.mkdtemp(prefix="nc-connector-metrics-")
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
     from connector.app import create_app
     from connector.serving import serve as run_gunicorn
 
@@ -78,6 +84,7 @@ def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
         if child is not None:
             child.terminate()
             child.wait(30)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @main.command()
@@ -215,6 +222,14 @@ def mappings_check(path: str | None, payload: str | None, live: bool) -> None:
     if problems:
         click.echo("\n".join(problems), err=True)
         sys.exit(1)
+
+
+@main.command()
+def manifest() -> None:
+    """Print manifest.json (what this connector is, handles and can be configured with)."""
+    from connector.manifest import manifest_path
+
+    click.echo(manifest_path().read_text(encoding="utf-8").rstrip())
 
 
 if __name__ == "__main__":  # pragma: no cover

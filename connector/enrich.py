@@ -14,13 +14,6 @@ from typing import Any
 from connector.qualio import QualioClient, QualioError, nc_record_from_event
 from connector.sync import Permanent, RetryLater
 
-# A payload with nothing but these keys carries no content: only a fetch can tell what changed.
-THIN_KEYS = frozenset({"eventType", "ncId", "timestamp", "changedFields"})
-
-
-def is_thin(payload: dict[str, Any]) -> bool:
-    return set(payload) <= THIN_KEYS
-
 
 class QualioEnricher:
     def __init__(self, client: QualioClient) -> None:

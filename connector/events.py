@@ -14,9 +14,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-# The event types the sync engine acts on. Others are stored and later marked `ignored`.
-KNOWN_EVENT_TYPES = ("nc.created", "nc.updated", "nc.status_changed", "nc.comment_added", "nc.closed")
-
 _EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 # Seed style NC-2025-001 and Qualio event codes such as NCR-12.
 _NC_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)+$")
@@ -24,6 +21,8 @@ _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
 MAX_DEPTH = 32
+# A payload with nothing but these keys carries no content: only a fetch from Qualio tells what changed.
+THIN_KEYS = frozenset({"eventType", "ncId", "timestamp", "changedFields"})
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,10 @@ class NcEvent:
     nc_id: str
     timestamp: datetime  # aware, UTC
     payload: dict[str, Any]
+
+    @property
+    def is_thin(self) -> bool:
+        return set(self.payload) <= THIN_KEYS
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

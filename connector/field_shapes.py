@@ -2,7 +2,8 @@
 
 A mapping produces plain values (strings, numbers, lists). Jira wants each field in the shape
 of its type: ``{"value": x}`` for a select list, ``{"name": x}`` for a priority, and so on.
-The table below is the whole rule set; ``shape`` applies it.
+The table below is the whole rule set; ``shape`` applies it. Jira's text limits (``cut``,
+``single_line``, ``label``) live here too.
 
 A value that does not fit its type (``"soon"`` for a number field) raises ``ShapeError``: that
 is a data problem, not a mapping bug, and the caller decides what to do (the renderer leaves the
@@ -59,7 +60,10 @@ SCALAR_TYPES = frozenset({"string", "number", "date", "datetime", "option", "use
 # What a mapping may declare as `type`: a scalar type, or "array:<scalar type>".
 DECLARABLE_TYPES = tuple(sorted(SCALAR_TYPES)) + tuple(f"array:{t}" for t in sorted(SCALAR_TYPES))
 
+SUMMARY_LIMIT = 255  # Jira's text limits, counted in UTF-16 code units as Jira (Java) counts them
+TEXT_LIMIT = 32767
 _LABEL_UNSAFE = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 AccountLookup = Callable[[str], "str | None"]
 
 
@@ -74,7 +78,30 @@ def split_list(value: Any) -> list[Any]:
 
 def label(value: Any) -> str:
     """Jira labels cannot contain whitespace; replace it, deterministically."""
-    return _LABEL_UNSAFE.sub("_", str(value).strip())[:255]
+    return cut(_LABEL_UNSAFE.sub("_", str(value).strip()), SUMMARY_LIMIT)
+
+
+def cut(text: str, limit: int, ellipsis: str = "") -> str:
+    """At most `limit` UTF-16 code units (Jira counts like Java does), never splitting a character."""
+    if len(text.encode("utf-16-le")) <= limit * 2:
+        return text
+    budget = limit - len(ellipsis)
+    units = 0
+    for index, char in enumerate(text):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > budget:
+            return text[:index].rstrip() + ellipsis
+    return text
+
+
+def clean_text(text: str) -> str:
+    """Without control characters Jira rejects (NUL and friends); tabs and newlines stay."""
+    return _CONTROL.sub("", text)
+
+
+def single_line(text: str) -> str:
+    """All whitespace runs, newlines included, as one space (Jira summaries are one line)."""
+    return " ".join(clean_text(text).split())
 
 
 def _text(value: Any) -> str:
@@ -104,8 +131,10 @@ def _parse_datetime(value: Any) -> datetime:
 
 
 def _date(value: Any) -> str:
-    if isinstance(value, date):
-        return value.strftime("%Y-%m-%d") if not isinstance(value, datetime) else value.date().isoformat()
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):  # a TOML date such as `value = 2025-03-01`
+        return value.isoformat()
     # The calendar date as written, in the sender's own offset: converting a due date of
     # 2025-02-15T00:00:00+01:00 to UTC would move it to the day before.
     return _parse_datetime(value).date().isoformat()

@@ -49,11 +49,18 @@ from connector.field_shapes import (
     DECLARABLE_TYPES,
     SYSTEM_FIELDS,
     FieldInfo,
+    SUMMARY_LIMIT,
+    SYSTEM_FIELDS,
+    TEXT_LIMIT,
+    FieldInfo,
     ShapeError,
+    clean_text,
+    cut,
     declared_info,
     label,
     shape,
     shape_scalar,
+    single_line,
 )
 
 __all__ = ["SCHEMA_VERSION", "FieldInfo", "Mapping", "MappingError", "Resolver", "comment_key",
@@ -69,10 +76,9 @@ COMMENT_KEYS = frozenset({"id", "author", "createdAt", "body"})
 JIRA_DEFAULT_PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
 JIRA_DEFAULT_STATUSES = ("To Do", "In Progress", "Done")
 CREATE_ONLY_FIELDS = ("project", "issuetype")  # Jira refuses these in an issue edit
-SUMMARY_LIMIT = 255  # Jira's limits, counted in UTF-16 code units as Jira (Java) counts them
-TEXT_LIMIT = 32767
 DEFAULT_MARKER = "qualio-nc-{nc_id}"
-DEFAULT_COMMENT = "{{ comment.author | default('Someone', true) }} commented in Qualio:\n\n{{ comment.body }}"
+DEFAULT_COMMENT = ("*{{ comment.author | default('Someone', true) }}* commented in Qualio"
+                   "{% if comment.createdAt %} ({{ comment.createdAt }}){% endif %}:\n\n{{ comment.body }}")
 DEFAULT_LINK_TITLE = "Qualio {{ nc.ncId }}{% if nc.title %}: {{ nc.title }}{% endif %}"
 
 _TOP_KEYS = ("schema_version", "extra_nc_keys", "extra_comment_keys", "issue", "fields", "status", "comment",
@@ -122,6 +128,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class Mapping:
+    """A loaded, validated mapping; templates are compiled once, at load."""
+
     path: str
     project: str  # "" means use settings.jira_project
     issue_type: str
@@ -336,7 +344,7 @@ class _Loader:
             self.problem(_key(key, "type"), f"unknown type {declared!r}{_suggest(declared, DECLARABLE_TYPES)}")
         allowed = self.strings(table, "allowed", key) or default_allowed
         rule = Rule(name=name, key=key, value=table.get("value"), template=self.text(table, "template", key),
-                    source=source, value_map=value_map, default=table.get("default") or None,
+                    source=source, value_map=value_map, default=None if table.get("default") in (None, "") else table["default"],
                     allowed=allowed, type=declared)
         if rule.template:
             self.template(_key(key, "template"), rule.template)
@@ -442,28 +450,6 @@ def default_mapping_path() -> Path:
 # --- rendering --------------------------------------------------------------------------------
 
 _HTTP_URL = re.compile(r"^https?://[^\s/]+\S*$", re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def _cut(text: str, limit: int, ellipsis: str = "") -> str:
-    """At most `limit` UTF-16 code units (Jira counts like Java does), never splitting a character."""
-    if len(text.encode("utf-16-le")) <= limit * 2:
-        return text
-    budget = limit - len(ellipsis)
-    units = 0
-    for index, char in enumerate(text):
-        units += 2 if ord(char) > 0xFFFF else 1
-        if units > budget:
-            return text[:index].rstrip() + ellipsis
-    return text
-
-
-def _clean(text: str) -> str:
-    return _CONTROL.sub("", text)  # Jira rejects NUL and friends; tabs and newlines stay
-
-
-def _single_line(text: str) -> str:
-    return " ".join(_clean(text).split())
 
 
 def _nc_id(nc: dict[str, Any]) -> str:
@@ -540,7 +526,7 @@ def _shaped(rule: Rule, info: FieldInfo, raw: Any, resolver: Resolver | None) ->
         except ShapeError as exc:
             log.warning("mapping: %s: value not usable for a %s field: %s", rule.key, info.schema_type, exc)
             continue
-        return _cut(_clean(value), TEXT_LIMIT) if isinstance(value, str) else value
+        return cut(clean_text(value), TEXT_LIMIT) if isinstance(value, str) else value
     return None
 
 
@@ -554,8 +540,8 @@ def render_fields(mapping: Mapping, nc: dict[str, Any], resolver: Resolver | Non
         raw = _plain_value(mapping, rule, nc)
         if rule.name == "summary":
             # Jira needs a summary on one line; a blank one falls back to the NC id.
-            summary = _single_line(str(raw or "")) or f"Qualio NC {_nc_id(nc)}"
-            fields["summary"] = _cut(summary, SUMMARY_LIMIT, "…")
+            summary = single_line(str(raw or "")) or f"Qualio NC {_nc_id(nc)}"
+            fields["summary"] = cut(summary, SUMMARY_LIMIT, "…")
             continue
         if raw is None:
             continue
@@ -578,7 +564,7 @@ def target_status(mapping: Mapping, nc: dict[str, Any]) -> str | None:
 def render_comment(mapping: Mapping, nc: dict[str, Any], comment: dict[str, Any]) -> str:
     """The Jira comment text for an NC comment ("" only when the template and the body are blank)."""
     text = _render(mapping, "comment.template", {"nc": nc, "comment": comment}).strip()
-    return _cut(_clean(text or str(comment.get("body") or "").strip()), TEXT_LIMIT)
+    return cut(clean_text(text or str(comment.get("body") or "").strip()), TEXT_LIMIT)
 
 
 def comment_key(comment: dict[str, Any]) -> str:
@@ -602,5 +588,5 @@ def remote_link(mapping: Mapping, nc: dict[str, Any]) -> dict[str, Any] | None:
     if not _HTTP_URL.match(url):
         return None
     nc_id = _nc_id(nc)
-    title = _cut(_single_line(_render(mapping, "remote_link.title", {"nc": nc})), SUMMARY_LIMIT, "…")
+    title = cut(single_line(_render(mapping, "remote_link.title", {"nc": nc})), SUMMARY_LIMIT, "…")
     return {"globalId": f"qualio-nc:{nc_id}", "object": {"url": url, "title": title or f"Qualio {nc_id}"}}

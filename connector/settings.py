@@ -99,6 +99,7 @@ class Setting:
     default: str | None
     doc: str
     secret: bool = False
+    required: bool = False  # the worker cannot sync without it (serve and the receiver can)
 
     @property
     def env(self) -> str:
@@ -127,13 +128,15 @@ SETTINGS: tuple[Setting, ...] = (
             "retries of one delivery."),
     Setting("delivery_retention", parse_duration, "duration", "30d",
             "How long finished (done, ignored, superseded) deliveries are kept."),
-    Setting("jira_url", _http_url, "url", "", "Base URL of Jira, e.g. https://example.atlassian.net."),
+    Setting("jira_url", _http_url, "url", "", "Base URL of Jira, e.g. https://example.atlassian.net.",
+            required=True),
     Setting("jira_email", lambda raw: raw.strip(), "str", "", "Jira Cloud account e-mail (with jira_api_token)."),
     Setting("jira_api_token", lambda raw: raw.strip(), "secret", None,
             "Jira Cloud API token (basic auth with jira_email).", secret=True),
     Setting("jira_pat", lambda raw: raw.strip(), "secret", None,
             "Jira Data Center personal access token (bearer).", secret=True),
-    Setting("jira_project", lambda raw: raw.strip(), "str", "", "Key of the Jira project NCs go to."),
+    Setting("jira_project", lambda raw: raw.strip(), "str", "",
+            "Key of the Jira project NCs go to (or issue.project in the mapping file).", required=True),
     Setting("jira_timeout", _positive_float, "float", "10", "Seconds before a Jira call times out."),
     Setting("jira_search_lag", parse_duration, "duration", "60s",
             "How long Jira's search may lag a create; an unconfirmed create is not retried before this."),

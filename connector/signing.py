@@ -16,6 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
+# The authentication schemes a delivery can pass (manifest.json lists them).
+SCHEMES = ("standard-webhooks", "bearer", "unsigned")
+
+
 class AuthError(Exception):
     """The delivery is not authenticated; the message says why (never the secret)."""
 

@@ -42,12 +42,20 @@ def _insert_ignoring_conflicts(conn: Connection) -> Callable[..., object]:
     return lambda table: dialect.insert(table).on_conflict_do_nothing()
 
 
-def record_delivery(engine: Engine, event: NcEvent, body: bytes, fp: str,
-                    webhook_id: str | None) -> Accepted | Duplicate:
-    """Store a new delivery (fingerprint + queue row, one commit) or note a duplicate."""
+def record_delivery(engine: Engine, event: NcEvent, body: bytes, fp: str, webhook_id: str | None,
+                    requeue_thin: bool = False) -> Accepted | Duplicate:
+    """Store a new delivery (fingerprint + queue row, one commit) or note a duplicate.
+
+    requeue_thin (enrichment on): a duplicate of a thin event re-queues its NC unless a delivery
+    of that NC is still waiting, because the fetch of an earlier sync may predate the change that
+    this copy announces (two thin changes in one second have the same bytes).
+    """
     now = utcnow()
     with engine.begin() as conn:
         insert_ignore = _insert_ignoring_conflicts(conn)
+        values = dict(webhook_id=webhook_id, nc_id=event.nc_id, event_type=event.event_type,
+                      event_timestamp=event.timestamp, payload=body.decode("utf-8"), received_at=now,
+                      status="queued", attempts=0, next_attempt_at=now)
         claimed = conn.execute(
             insert_ignore(Fingerprint).values(  # type: ignore[attr-defined]
                 fingerprint=fp, webhook_id=webhook_id, nc_id=event.nc_id, event_type=event.event_type,
@@ -55,17 +63,24 @@ def record_delivery(engine: Engine, event: NcEvent, body: bytes, fp: str,
             ).returning(Fingerprint.id)
         ).scalar_one_or_none()
         if claimed is not None:
-            delivery_id = conn.execute(
-                insert(Delivery).values(
-                    fingerprint=fp, webhook_id=webhook_id, nc_id=event.nc_id, event_type=event.event_type,
-                    event_timestamp=event.timestamp, payload=body.decode("utf-8"), received_at=now,
-                    status="queued", attempts=0, next_attempt_at=now,
-                ).returning(Delivery.id)
-            ).scalar_one()
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+            delivery_id = _enqueue(conn, fp, values)
             return Accepted(delivery_id, fp)
+        if requeue_thin and event.is_thin and not _has_waiting_delivery(conn, event.nc_id):
+            _enqueue(conn, fp, {**values, "webhook_id": None})
         return Duplicate(fp, _note_sighting(conn, fp, webhook_id, now))
+
+
+def _enqueue(conn: Connection, fp: str, values: dict[str, object]) -> int:
+    delivery_id: int = conn.execute(
+        insert(Delivery).values(fingerprint=fp, **values).returning(Delivery.id)).scalar_one()
+    if conn.dialect.name == "postgresql":  # wakes a listening worker at commit
+        conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    return delivery_id
+
+
+def _has_waiting_delivery(conn: Connection, nc_id: str) -> bool:
+    query = select(Delivery.id).where(Delivery.nc_id == nc_id, Delivery.status == "queued").limit(1)
+    return conn.execute(query).first() is not None
 
 
 def _note_sighting(conn: Connection, fp: str, webhook_id: str | None, now: datetime) -> datetime:

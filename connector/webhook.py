@@ -42,7 +42,8 @@ def receive() -> Response | tuple[Response, int]:
 
     fp = fingerprint(event.payload, settings.fingerprint_exclude)
     try:
-        outcome = record_delivery(current_app.config["NC_ENGINE"], event, body, fp, verified.webhook_id)
+        outcome = record_delivery(current_app.config["NC_ENGINE"], event, body, fp, verified.webhook_id,
+                                  requeue_thin=bool(settings.qualio_api_key))
     except DBAPIError as exc:
         log.error("database unavailable, delivery not acknowledged",
                   extra={"nc_id": event.nc_id, "error": type(exc.orig).__name__})

@@ -51,3 +51,20 @@ def test_recent_sighting_keeps_a_fingerprint(engine):
         conn.execute(update(Fingerprint).values(first_seen_at=old, last_seen_at=old))
     store(engine, 1)  # the sender retried today: the log must still catch tomorrow's retry
     assert prune(engine, 7 * 86400, 7 * 86400).fingerprints == 0
+
+
+def thin(engine, requeue: bool):
+    event = validate_event({"eventType": "nc.updated", "ncId": "NC-7-7", "timestamp": "2025-01-05T10:15:32Z"})
+    return record_delivery(engine, event, b"{}", fingerprint(event.payload), None, requeue_thin=requeue)
+
+
+def test_thin_duplicate_requeues_the_nc_only_when_enrichment_needs_it(engine):
+    assert isinstance(thin(engine, True), Accepted)
+    assert isinstance(thin(engine, True), Duplicate)  # the original still waits: its fetch will see all
+    with engine.begin() as conn:
+        conn.execute(update(Delivery).values(status="processing"))  # now a fetch may be in flight
+    assert isinstance(thin(engine, False), Duplicate)
+    assert isinstance(thin(engine, True), Duplicate)  # answered as a duplicate, but the NC is synced again
+    with engine.connect() as conn:
+        statuses = sorted(s for (s,) in conn.execute(select(Delivery.status)))
+    assert statuses == ["processing", "queued"]

@@ -250,3 +250,22 @@ def test_database_down_is_503_and_nothing_acknowledged(url):
     assert response.mimetype == "application/problem+json"
     assert "Traceback" not in response.get_data(as_text=True)
     assert client.get("/readyz").status_code == 503
+
+
+def metric(client, name: str) -> float:
+    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_move_as_deliveries_flow(client):
+    accepted = 'nc_connector_deliveries_total{outcome="accepted"}'
+    duplicate = 'nc_connector_deliveries_total{outcome="duplicate"}'
+    queued = 'nc_connector_deliveries{status="queued"}'
+    before = (metric(client, accepted), metric(client, duplicate), metric(client, queued))
+    post(client, fixture_bytes("nc_created"))
+    post(client, fixture_bytes("nc_created"))
+    after = (metric(client, accepted), metric(client, duplicate), metric(client, queued))
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1]
+    assert client.get("/metrics").mimetype == "text/plain"
