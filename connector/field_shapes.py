@@ -17,7 +17,20 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
+
+
+class JiraField(Protocol):
+    """What shaping reads from a field description: a FieldInfo, or any object with these."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def schema_type(self) -> str: ...
+
+    @property
+    def items(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -179,7 +192,7 @@ def shape_scalar(type_name: str, value: Any, lookup: AccountLookup | None = None
     return value  # "any" and types this table does not know: passed through as they are
 
 
-def shape(info: FieldInfo, value: Any, lookup: AccountLookup | None = None) -> Any:
+def shape(info: JiraField, value: Any, lookup: AccountLookup | None = None) -> Any:
     """A value in the JSON shape of the field `info`; raises ShapeError when it does not fit."""
     if info.schema_type != "array":
         return shape_scalar(info.schema_type, value, lookup)

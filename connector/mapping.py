@@ -47,12 +47,11 @@ from jinja2.utils import missing
 
 from connector.field_shapes import (
     DECLARABLE_TYPES,
-    SYSTEM_FIELDS,
-    FieldInfo,
     SUMMARY_LIMIT,
     SYSTEM_FIELDS,
     TEXT_LIMIT,
     FieldInfo,
+    JiraField,
     ShapeError,
     clean_text,
     cut,
@@ -63,7 +62,7 @@ from connector.field_shapes import (
     single_line,
 )
 
-__all__ = ["SCHEMA_VERSION", "FieldInfo", "Mapping", "MappingError", "Resolver", "comment_key",
+__all__ = ["SCHEMA_VERSION", "FieldInfo", "JiraField", "Mapping", "MappingError", "Resolver", "comment_key",
            "default_mapping_path", "load_mapping", "marker_label", "remote_link", "render_comment",
            "render_fields", "target_status"]
 
@@ -75,7 +74,7 @@ NC_KEYS = frozenset({"ncId", "eventType", "timestamp", "title", "description", "
 COMMENT_KEYS = frozenset({"id", "author", "createdAt", "body"})
 JIRA_DEFAULT_PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
 JIRA_DEFAULT_STATUSES = ("To Do", "In Progress", "Done")
-CREATE_ONLY_FIELDS = ("project", "issuetype")  # Jira refuses these in an issue edit
+_ISSUE_KEYS_IN_FIELDS = ("project", "issuetype")  # set in [issue], not [fields]
 DEFAULT_MARKER = "qualio-nc-{nc_id}"
 DEFAULT_COMMENT = ("*{{ comment.author | default('Someone', true) }}* commented in Qualio"
                    "{% if comment.createdAt %} ({{ comment.createdAt }}){% endif %}:\n\n{{ comment.body }}")
@@ -104,9 +103,13 @@ class MappingError(ValueError):
 
 
 class Resolver(Protocol):
-    """The Jira look-ups rendering needs; the sync engine passes a Jira-backed one."""
+    """The Jira look-ups rendering needs; the sync engine passes a Jira-backed one.
 
-    def field(self, name_or_id: str) -> FieldInfo | None: ...
+    ``field`` answers a FieldInfo or any object with ``id``, ``schema_type`` and ``items`` (such as
+    the Jira gateway's own FieldInfo), or None when Jira has no such field.
+    """
+
+    def field(self, name_or_id: str) -> JiraField | None: ...
 
     def account_id(self, email: str) -> str | None: ...
 
@@ -343,8 +346,9 @@ class _Loader:
         if declared and declared not in DECLARABLE_TYPES:
             self.problem(_key(key, "type"), f"unknown type {declared!r}{_suggest(declared, DECLARABLE_TYPES)}")
         allowed = self.strings(table, "allowed", key) or default_allowed
+        default = table.get("default")
         rule = Rule(name=name, key=key, value=table.get("value"), template=self.text(table, "template", key),
-                    source=source, value_map=value_map, default=None if table.get("default") in (None, "") else table["default"],
+                    source=source, value_map=value_map, default=None if default == "" else default,
                     allowed=allowed, type=declared)
         if rule.template:
             self.template(_key(key, "template"), rule.template)
@@ -407,7 +411,7 @@ def load_mapping(path: str | Path, project_override: str = "") -> Mapping:
     rules: list[Rule] = []
     for name, table in loader.table(data, "fields", "fields").items():
         key = _key("fields", name)
-        if name in CREATE_ONLY_FIELDS:
+        if name in _ISSUE_KEYS_IN_FIELDS:
             loader.problem(key, "set issue.project / issue.issue_type instead")
         elif not isinstance(table, dict):
             loader.problem(key, f"expected a table, got {type(table).__name__}")
@@ -504,8 +508,8 @@ def _plain_value(mapping: Mapping, rule: Rule, nc: dict[str, Any]) -> Any:
     return rule.value_map.get(_map_key(raw), rule.default)
 
 
-def _field_info(mapping: Mapping, rule: Rule, resolver: Resolver | None) -> FieldInfo:
-    info = SYSTEM_FIELDS.get(rule.name)
+def _field_info(mapping: Mapping, rule: Rule, resolver: Resolver | None) -> JiraField:
+    info: JiraField | None = SYSTEM_FIELDS.get(rule.name)
     if info is None and resolver is not None:
         info = resolver.field(rule.name)
     if info is None and _CUSTOM_ID.match(rule.name):
@@ -516,7 +520,7 @@ def _field_info(mapping: Mapping, rule: Rule, resolver: Resolver | None) -> Fiel
     return declared_info(info.id, rule.type) if rule.type else info
 
 
-def _shaped(rule: Rule, info: FieldInfo, raw: Any, resolver: Resolver | None) -> Any:
+def _shaped(rule: Rule, info: JiraField, raw: Any, resolver: Resolver | None) -> Any:
     """The value in Jira's shape; the default if the value does not fit; None if neither does."""
     lookup = resolver.account_id if resolver else None
     candidates = [raw] + ([rule.default] if rule.default is not None and rule.default != raw else [])
@@ -531,7 +535,7 @@ def _shaped(rule: Rule, info: FieldInfo, raw: Any, resolver: Resolver | None) ->
 
 
 def render_fields(mapping: Mapping, nc: dict[str, Any], resolver: Resolver | None = None) -> dict[str, Any]:
-    """The Jira REST v2 `fields` object for the NC. Leave CREATE_ONLY_FIELDS out of an edit."""
+    """The Jira REST v2 `fields` object for the NC (project and issuetype are for a create only)."""
     if not mapping.project:
         raise MappingError(mapping.path, ["issue.project: no Jira project; set it here or set "
                                           "NC_CONNECTOR_JIRA_PROJECT"])

@@ -249,3 +249,13 @@ def require_webhook_auth(settings: Settings) -> None:
             f"no webhook authentication configured: set {ENV_PREFIX}WEBHOOK_SECRET (Standard Webhooks), "
             f"{ENV_PREFIX}WEBHOOK_TOKEN (bearer token), or {ENV_PREFIX}ALLOW_UNSIGNED=true for a trial"
         )
+
+
+def reference_table() -> str:
+    """The README's configuration reference, generated from SETTINGS (a test keeps them equal)."""
+    rows = ["| variable | type | default | secret | what it is |", "| --- | --- | --- | --- | --- |"]
+    for s in SETTINGS:
+        default = "" if s.default in (None, "") else f"`{s.default}`"
+        needed = " Required by the worker." if s.required else ""
+        rows.append(f"| `{s.env}` | {s.type_name} | {default} | {'yes' if s.secret else ''} | {s.doc}{needed} |")
+    return "\n".join(rows)

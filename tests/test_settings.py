@@ -73,3 +73,12 @@ def test_every_secret_has_no_default_and_every_env_name_is_prefixed():
                                               ("0.5s", 0.5)])
 def test_durations(raw, seconds):
     assert parse_duration(raw) == seconds
+
+
+def test_readme_configuration_reference_is_the_declared_one():
+    from pathlib import Path
+
+    from connector.settings import reference_table
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert reference_table() in readme

@@ -345,7 +345,8 @@ class Catalog:
             if not label or re.search(r"\s", label):
                 raise FieldError(f"The label '{label}' contains spaces which is invalid.")
             if len(label) > LINE_LIMIT:
-                raise FieldError(f"The label '{label}' exceeds the maximum length for a single label of 255 characters.")
+                raise FieldError(f"The label '{label}' exceeds the maximum length for a single label "
+                                 "of 255 characters.")
         return list(dict.fromkeys(value))
 
     def _priority(self, value: Any) -> str:
@@ -367,7 +368,8 @@ class Catalog:
             return None
         user = self.find_user(ref)
         if user is None or (self.config.cloud and user.account_id != ref):
-            raise FieldError("Specify a valid value for the user" if self.config.cloud else f"User '{ref}' does not exist.")
+            raise FieldError("Specify a valid value for the user" if self.config.cloud
+                             else f"User '{ref}' does not exist.")
         return user.account_id
 
     def _date(self, value: Any) -> str | None:
@@ -743,7 +745,7 @@ def clause_matches(clause: Clause, view: JsonDict) -> bool:
         hit = text_matches(field_text(view, jf.attr), clause.values[0])
         return hit if op == "~" else not hit
     if jf.domain == "time":
-        return compare_time(op, float(value), clause.threshold or 0.0)
+        return isinstance(value, int | float) and compare_time(op, float(value), clause.threshold or 0.0)
     present = {stored_form(jf, item) for item in as_list(value)}
     hit = bool(present & clause.targets)
     if op in ("=", "in"):
@@ -876,6 +878,7 @@ class Fault:
     seconds: float = 0.0
     limit: int | None = None
     window: float | None = None
+    reason: str = "jira-quota-tenant-based"
 
     @property
     def status(self) -> int | None:
@@ -1154,14 +1157,16 @@ class SandboxState:
 
     # ---- comments
 
-    def add_comment(self, ref: str, body: Any, actor: str, visibility: JsonDict | None = None) -> Comment:
+    def add_comment(self, ref: str, body: Any, actor: str, visibility: Any = None) -> tuple[Issue, Comment]:
         text = comment_body(body)
+        if visibility is not None and not isinstance(visibility, dict):
+            raise JiraError(400, [], {"visibility": "'visibility' must be an object."})
         with self._lock:
             issue = self._find(ref)
             now = self.clock()
             comment = self._append_comment(issue, text, actor, visibility, now)
             self._touch(issue, now)
-            return copy.deepcopy(comment)
+            return copy.deepcopy(issue), copy.deepcopy(comment)
 
     def _append_comment(self, issue: Issue, text: str, actor: str, visibility: JsonDict | None,
                         now: float) -> Comment:
@@ -1360,7 +1365,8 @@ class SandboxState:
         wait = self._budget.admit(method, path, now)
         if wait is None:
             return None
-        return Fault("budget", wait, limit=self._budget.limit, window=self._budget.window)
+        reason = "jira-per-issue-on-write" if self._budget.per_issue else "jira-burst-based"
+        return Fault("budget", wait, limit=self._budget.limit, window=self._budget.window, reason=reason)
 
     def end_request(self, decision: Decision, status: int | None, *, delivered: bool = True,
                     retry_after: int | None = None) -> None:
