@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
-
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from connector import db, metrics, webhook
 from connector.problems import problem

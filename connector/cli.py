@@ -106,8 +106,8 @@ def worker() -> None:
 
 def check_sync_settings(settings: Settings) -> None:
     """The worker needs a Jira and a valid mapping: fail at start-up, naming what is wrong."""
-    from connector.runtime import load_configured_mapping
     from connector.jira_gateway import gateway_from_settings
+    from connector.runtime import load_configured_mapping
 
     gateway_from_settings(settings)
     load_configured_mapping(settings)
@@ -222,6 +222,28 @@ def mappings_check(path: str | None, payload: str | None, live: bool) -> None:
     if problems:
         click.echo("\n".join(problems), err=True)
         sys.exit(1)
+
+
+@main.command()
+def demo() -> None:
+    """Play the duplicate-delivery story against a local Jira sandbox (SQLite, nothing to set up)."""
+    from connector.demo import run_demo
+
+    sys.exit(run_demo(lambda line: click.echo(line)))
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def sandbox(ctx: click.Context) -> None:
+    """Serve the Jira sandbox (a test instrument: try a mapping without touching your Jira). See --help."""
+    import argparse
+
+    from connector import sandbox as jira_sandbox
+
+    parser = argparse.ArgumentParser(prog="nc-connector sandbox", description="In-memory Jira REST v2 subset.")
+    jira_sandbox.add_arguments(parser)
+    args = parser.parse_args(ctx.args)
+    jira_sandbox.run(args.host, args.port, **jira_sandbox.options_from_args(args))
 
 
 @main.command()

@@ -34,6 +34,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 from urllib3.util.retry import Retry
 
 from connector import __version__
+from connector.mapping import FieldInfo  # the mapping's own description of a field (brief: one class)
 from connector.metrics import JIRA_CALLS
 from connector.settings import ENV_PREFIX
 
@@ -47,10 +48,10 @@ __all__ = [
     "gateway_from_settings",
 ]
 
-# One page of search results. Label searches match one issue, rarely a handful.
-SEARCH_PAGE_SIZE = 100
-# A guard against a server that keeps handing out page tokens: 50 pages of 100 is far beyond any label.
-MAX_SEARCH_PAGES = 50
+# One page of search results or comments. Label searches match one issue, rarely a handful.
+PAGE_SIZE = 100
+# A guard against a server that keeps handing out pages: 50 x 100 covers Cloud's 5,000 comments per issue.
+MAX_PAGES = 50
 # Permissions the connector needs in the target project (mypermissions keys, Cloud and Data Center).
 REQUIRED_PERMISSIONS = ("BROWSE_PROJECTS", "CREATE_ISSUES", "EDIT_ISSUES", "TRANSITION_ISSUES",
                         "ADD_COMMENTS", "LINK_ISSUES")
@@ -92,16 +93,6 @@ class Transition:
 
 
 @dataclass(frozen=True)
-class FieldInfo:
-    """One Jira field; ``schema_type`` and ``items`` come from its ``schema`` ("" / None when absent)."""
-
-    id: str
-    name: str
-    schema_type: str
-    items: str | None
-
-
-@dataclass(frozen=True)
 class IssueState:
     """An issue as read back: ``key`` is the current key (Jira answers for an old key after a move)."""
 
@@ -127,6 +118,8 @@ class JiraGateway(Protocol):
     def transition_issue(self, key: str, transition_id: str) -> None: ...
 
     def add_comment(self, key: str, body: str) -> str: ...
+
+    def comments(self, key: str) -> list[tuple[str, str]]: ...
 
     def upsert_remote_link(self, key: str, link: dict[str, Any]) -> None: ...
 
@@ -164,7 +157,7 @@ class JiraClientGateway:
             basic_auth=(email, api_token) if api_token else None,
             token_auth=pat or None,
             timeout=timeout,  # ResilientSession passes it to every request
-            max_retries=3,  # ResilientSession: one attempt, no sleep, for every method (see _no_retries)
+            max_retries=0,  # ResilientSession: one attempt, no sleep, for every method (see _no_retries)
             get_server_info=False,  # no request at construction; serverInfo is read lazily
         )
         self._session: requests.Session = self._client._session
@@ -227,7 +220,23 @@ class JiraClientGateway:
     def add_comment(self, key: str, body: str) -> str:
         """Add a plain-text (v2, wiki markup) comment; returns its id."""
         data = self._json("add_comment", "POST", f"issue/{_seg(key)}/comment", dict, body={"body": body})
-        return str(data.get("id", ""))
+        if not data.get("id"):
+            raise JiraError("Jira accepted the comment but its answer has no comment id",
+                            status=201, retryable=True, outcome_unknown=True)
+        return str(data["id"])
+
+    def comments(self, key: str) -> list[tuple[str, str]]:
+        """(id, body) of every comment on the issue, oldest first (v2 bodies are plain strings)."""
+        found: list[tuple[str, str]] = []
+        for _ in range(MAX_PAGES):
+            params = {"startAt": len(found), "maxResults": PAGE_SIZE, "orderBy": "created"}
+            page = self._json("comments", "GET", f"issue/{_seg(key)}/comment", dict, params=params)
+            batch = [c for c in page.get("comments") or [] if isinstance(c, dict)]
+            found += [(str(c.get("id", "")), c["body"] if isinstance(c.get("body"), str) else str(c.get("body", "")))
+                      for c in batch]
+            if not batch or len(found) >= int(page.get("total") or 0):
+                break
+        return found
 
     def upsert_remote_link(self, key: str, link: dict[str, Any]) -> None:
         """Create or update (same ``globalId``) a remote link: ``{"globalId", "object": {"url", "title"}}``."""
@@ -286,8 +295,8 @@ class JiraClientGateway:
     def _search_cloud(self, jql: str) -> list[str]:
         keys: list[str] = []
         token: str | None = None
-        for _ in range(MAX_SEARCH_PAGES):
-            params: dict[str, Any] = {"jql": jql, "fields": "key", "maxResults": SEARCH_PAGE_SIZE}
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {"jql": jql, "fields": "key", "maxResults": PAGE_SIZE}
             if token:
                 params["nextPageToken"] = token
             page = self._json("find_issues_by_label", "GET", "search/jql", dict, params=params)
@@ -300,8 +309,8 @@ class JiraClientGateway:
 
     def _search_server(self, jql: str) -> list[str]:
         keys: list[str] = []
-        for _ in range(MAX_SEARCH_PAGES):
-            params = {"jql": jql, "fields": "key", "startAt": len(keys), "maxResults": SEARCH_PAGE_SIZE}
+        for _ in range(MAX_PAGES):
+            params = {"jql": jql, "fields": "key", "startAt": len(keys), "maxResults": PAGE_SIZE}
             page = self._json("find_issues_by_label", "GET", "search", dict, params=params)
             found = _issue_keys(page)
             keys += found
@@ -462,9 +471,7 @@ def _normalise_create(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json_or_none(response: requests.Response, kind: type[Any]) -> Any:
-    """The decoded body when it is JSON of ``kind``; {} / [] for an empty body; else None."""
-    if not response.content:
-        return kind()
+    """The decoded body when it is JSON of ``kind``, else None (an empty body included)."""
     try:
         data = response.json()
     except ValueError:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector.models import CommentLink, NcLink
@@ -107,5 +107,5 @@ def record_comment(engine: Engine, nc_id: str, key: str, jira_comment_id: str) -
 def forget_comment(engine: Engine, nc_id: str, key: str) -> None:
     """Jira refused the post: nothing was created, so the next attempt may post again."""
     with engine.begin() as conn:
-        conn.execute(CommentLink.__table__.delete().where(
+        conn.execute(delete(CommentLink).where(
             CommentLink.nc_id == nc_id, CommentLink.comment_key == key, CommentLink.jira_comment_id.is_(None)))

@@ -74,7 +74,6 @@ NC_KEYS = frozenset({"ncId", "eventType", "timestamp", "title", "description", "
 COMMENT_KEYS = frozenset({"id", "author", "createdAt", "body"})
 JIRA_DEFAULT_PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
 JIRA_DEFAULT_STATUSES = ("To Do", "In Progress", "Done")
-_ISSUE_KEYS_IN_FIELDS = ("project", "issuetype")  # set in [issue], not [fields]
 DEFAULT_MARKER = "qualio-nc-{nc_id}"
 DEFAULT_COMMENT = ("*{{ comment.author | default('Someone', true) }}* commented in Qualio"
                    "{% if comment.createdAt %} ({{ comment.createdAt }}){% endif %}:\n\n{{ comment.body }}")
@@ -208,7 +207,7 @@ def _static_problems(tree: nodes.Template, keys: dict[str, frozenset[str]]) -> l
                 for node in tree.find_all((nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends))]
     for name in sorted(meta.find_undeclared_variables(tree) - set(keys)):
         problems.append(f"unknown name {name!r} (templates see only {', '.join(sorted(keys))})")
-    lookups: list[tuple[nodes.Node, str]] = []
+    lookups: list[tuple[nodes.Node | None, Any]] = []  # (what is looked into, the constant key)
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Call)):
         if isinstance(node, nodes.Getattr):
             lookups.append((node.node, node.attr))
@@ -216,7 +215,7 @@ def _static_problems(tree: nodes.Template, keys: dict[str, frozenset[str]]) -> l
             lookups.append((node.node, node.arg.value))
         elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args:
             if isinstance(node.args[0], nodes.Const):
-                lookups.append((nodes.Const(None), node.args[0].value))
+                lookups.append((None, node.args[0].value))
         elif (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) and node.node.attr == "get"
               and node.args and isinstance(node.args[0], nodes.Const)):
             lookups.append((node.node.node, node.args[0].value))
@@ -260,8 +259,7 @@ def _is_plain(value: Any) -> bool:
 class _Loader:
     """Builds a Mapping from parsed TOML, collecting every problem instead of stopping at the first."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self) -> None:
         self.problems: list[str] = []
         self.templates: dict[str, Template] = {}
         self.nc_keys = NC_KEYS
@@ -272,8 +270,7 @@ class _Loader:
 
     def unknown_keys(self, table: dict[str, Any], known: tuple[str, ...], key: str) -> None:
         for unknown in sorted(set(table) - set(known)):
-            self.problem(_key(key, unknown),
-                         f"unknown key{_suggest(unknown, known)} (known: {', '.join(known)})")
+            self.problem(_key(key, unknown), f"unknown key{_suggest(unknown, known)} (known: {', '.join(known)})")
 
     def table(self, data: dict[str, Any], name: str, key: str, known: tuple[str, ...] | None = None
               ) -> dict[str, Any]:
@@ -300,7 +297,12 @@ class _Loader:
         self.problem(_key(key, name), "expected a list of strings")
         return ()
 
+    def plain(self, key: str, value: Any) -> None:
+        if not _is_plain(value):
+            self.problem(key, "expected a string, number, boolean, date or a list of those")
+
     def template(self, key: str, source: str, names: tuple[str, ...] = ("nc",)) -> None:
+        """Compile, check the syntax tree, then render against a full and a thin sample."""
         try:
             tree = _ENV.parse(source)
             compiled = _ENV.from_string(tree)
@@ -313,11 +315,11 @@ class _Loader:
             self.problem(key, text)
         if static:
             return
-        for sample, label_ in zip(_samples(self.nc_keys - NC_KEYS), ("a full", "a thin"), strict=True):
+        for sample, kind in zip(_samples(self.nc_keys - NC_KEYS), ("full", "thin"), strict=True):
             try:
                 compiled.render({name: sample[name] for name in names})
             except Exception as exc:  # user code: report whatever it raised
-                self.problem(key, f"fails on {label_} sample record: {type(exc).__name__}: {exc}")
+                self.problem(key, f"fails on a {kind} sample record: {type(exc).__name__}: {exc}")
                 return
         self.templates[key] = compiled
 
@@ -333,23 +335,20 @@ class _Loader:
         if value_map and "value" in table:
             self.problem(_key(key, "map"), "a map needs a template or from to map")
         for part in ("value", "default"):
-            if part in table and not _is_plain(table[part]):
-                self.problem(_key(key, part), "expected a string, number, boolean, date or a list of those")
+            self.plain(_key(key, part), table.get(part, ""))
         for nc_value, target in value_map.items():
-            if not _is_plain(target):
-                self.problem(_key(key, "map", nc_value), "expected a string, number, boolean, date or list")
+            self.plain(_key(key, "map", nc_value), target)
         source = self.text(table, "from", key, default_source)
-        if source and source.split(".", 1)[0] not in self.nc_keys:
-            head = source.split(".", 1)[0]
+        head = source.split(".", 1)[0]
+        if source and head not in self.nc_keys:
             self.problem(_key(key, "from"), f"unknown NC key {head!r}{_suggest(head, self.nc_keys)}")
         declared = self.text(table, "type", key)
         if declared and declared not in DECLARABLE_TYPES:
             self.problem(_key(key, "type"), f"unknown type {declared!r}{_suggest(declared, DECLARABLE_TYPES)}")
-        allowed = self.strings(table, "allowed", key) or default_allowed
         default = table.get("default")
         rule = Rule(name=name, key=key, value=table.get("value"), template=self.text(table, "template", key),
                     source=source, value_map=value_map, default=None if default == "" else default,
-                    allowed=allowed, type=declared)
+                    allowed=self.strings(table, "allowed", key) or default_allowed, type=declared)
         if rule.template:
             self.template(_key(key, "template"), rule.template)
         self.check_targets(rule)
@@ -364,14 +363,48 @@ class _Loader:
         for key, target in targets:
             for item in target if isinstance(target, list) else [target]:
                 if rule.allowed and item not in rule.allowed:
-                    self.problem(key, f"unknown target {item!r}{_suggest(str(item), rule.allowed)} "
-                                      f"(allowed: {', '.join(rule.allowed)}; declare {_key(rule.key, 'allowed')} "
-                                      "to use others)")
+                    self.problem(key, f"unknown target {item!r}{_suggest(str(item), rule.allowed)} (allowed: "
+                                      f"{', '.join(rule.allowed)}; declare {_key(rule.key, 'allowed')} to use others)")
             if info and "user" not in (info.schema_type, info.items):  # users need Jira to check
                 try:
                     shape(info, target)
                 except ShapeError as exc:
                     self.problem(key, f"does not fit a {rule.type or info.schema_type} field: {exc}")
+
+    def issue(self, data: dict[str, Any], project_override: str) -> tuple[str, str, str]:
+        issue = self.table(data, "issue", "issue", _ISSUE_KEYS)
+        project = project_override.strip() or self.text(issue, "project", "issue").strip()
+        if project and not _PROJECT_KEY.match(project):
+            self.problem("issue.project", f"{project!r} is not a Jira project key (uppercase, e.g. QA)")
+        issue_type = self.text(issue, "issue_type", "issue", "Task").strip()
+        if not issue_type:
+            self.problem("issue.issue_type", "must not be empty")
+        marker = self.text(issue, "marker_label", "issue", DEFAULT_MARKER)
+        if not _MARKER.match(marker) or len(marker) > 200:
+            self.problem("issue.marker_label", "must contain {nc_id} once, and otherwise only letters, digits "
+                                               "and _ . : - (a Jira label has no spaces), at most 200 characters")
+        return project, issue_type, marker
+
+    def fields(self, data: dict[str, Any]) -> tuple[Rule, ...]:
+        rules: list[Rule] = []
+        for name, table in self.table(data, "fields", "fields").items():
+            key = _key("fields", name)
+            if name in ("project", "issuetype"):
+                self.problem(key, "set issue.project / issue.issue_type instead")
+            elif not isinstance(table, dict):
+                self.problem(key, f"expected a table, got {type(table).__name__}")
+            else:
+                default_allowed = JIRA_DEFAULT_PRIORITIES if name.lower() == "priority" else ()
+                rules.append(self.rule(table, name, key, _RULE_KEYS, default_allowed=default_allowed))
+        if not any(rule.name == "summary" for rule in rules):
+            self.problem("fields.summary", "required (Jira issues need a summary)")
+        return tuple(rules)
+
+    def status(self, data: dict[str, Any]) -> Rule | None:
+        if "status" not in data:
+            return None
+        table = self.table(data, "status", "status", _STATUS_KEYS)
+        return self.rule(table, "status", "status", _STATUS_KEYS, "status", JIRA_DEFAULT_STATUSES)
 
 
 def _read(path: Path, shown: str) -> dict[str, Any]:
@@ -387,7 +420,7 @@ def load_mapping(path: str | Path, project_override: str = "") -> Mapping:
     """Parse and validate a mapping file; a non-empty project_override replaces issue.project."""
     shown = str(path)
     data = _read(Path(path), shown)
-    loader = _Loader(shown)
+    loader = _Loader()
     loader.unknown_keys(data, _TOP_KEYS, "")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION or isinstance(version, bool):
@@ -395,52 +428,21 @@ def load_mapping(path: str | Path, project_override: str = "") -> Mapping:
                                          f" (got {version!r})")
     loader.nc_keys = NC_KEYS | set(loader.strings(data, "extra_nc_keys", ""))
     loader.comment_keys = COMMENT_KEYS | set(loader.strings(data, "extra_comment_keys", ""))
-
-    issue = loader.table(data, "issue", "issue", _ISSUE_KEYS)
-    project = project_override.strip() or loader.text(issue, "project", "issue").strip()
-    if project and not _PROJECT_KEY.match(project):
-        loader.problem("issue.project", f"{project!r} is not a Jira project key (uppercase, e.g. QA)")
-    issue_type = loader.text(issue, "issue_type", "issue", "Task").strip()
-    if not issue_type:
-        loader.problem("issue.issue_type", "must not be empty")
-    marker = loader.text(issue, "marker_label", "issue", DEFAULT_MARKER)
-    if not _MARKER.match(marker) or len(marker) > 200:
-        loader.problem("issue.marker_label", "must contain {nc_id} once, and otherwise only letters, digits "
-                                             "and _ . : - (a Jira label has no spaces), at most 200 characters")
-
-    rules: list[Rule] = []
-    for name, table in loader.table(data, "fields", "fields").items():
-        key = _key("fields", name)
-        if name in _ISSUE_KEYS_IN_FIELDS:
-            loader.problem(key, "set issue.project / issue.issue_type instead")
-        elif not isinstance(table, dict):
-            loader.problem(key, f"expected a table, got {type(table).__name__}")
-        else:
-            default_allowed = JIRA_DEFAULT_PRIORITIES if name.lower() == "priority" else ()
-            rules.append(loader.rule(table, name, key, _RULE_KEYS, default_allowed=default_allowed))
-    if not any(rule.name == "summary" for rule in rules):
-        loader.problem("fields.summary", "required (Jira issues need a summary)")
-
-    status = None
-    if "status" in data:
-        status_table = loader.table(data, "status", "status", _STATUS_KEYS)
-        status = loader.rule(status_table, "status", "status", _STATUS_KEYS, "status", JIRA_DEFAULT_STATUSES)
-
-    comment = loader.text(loader.table(data, "comment", "comment", ("template",)), "template", "comment",
-                          DEFAULT_COMMENT)
+    project, issue_type, marker = loader.issue(data, project_override)
+    rules, status = loader.fields(data), loader.status(data)
+    comment_table = loader.table(data, "comment", "comment", ("template",))
+    comment = loader.text(comment_table, "template", "comment", DEFAULT_COMMENT)
     loader.template("comment.template", comment, ("nc", "comment"))
     link = loader.table(data, "remote_link", "remote_link", ("url", "title"))
     link_url = loader.text(link, "url", "remote_link", "{{ nc.url }}")
     link_title = loader.text(link, "title", "remote_link", DEFAULT_LINK_TITLE)
     loader.template("remote_link.url", link_url)
     loader.template("remote_link.title", link_title)
-
     if loader.problems:
         raise MappingError(shown, loader.problems)
-    return Mapping(path=shown, project=project, issue_type=issue_type, marker_label=marker,
-                   fields=tuple(rules), status=status, comment_template=comment, remote_link_url=link_url,
-                   remote_link_title=link_title, nc_keys=loader.nc_keys, comment_keys=loader.comment_keys,
-                   templates=loader.templates)
+    return Mapping(path=shown, project=project, issue_type=issue_type, marker_label=marker, fields=rules,
+                   status=status, comment_template=comment, remote_link_url=link_url, remote_link_title=link_title,
+                   nc_keys=loader.nc_keys, comment_keys=loader.comment_keys, templates=loader.templates)
 
 
 def default_mapping_path() -> Path:
@@ -473,8 +475,9 @@ def _lookup(nc: dict[str, Any], source: str) -> Any:
 
 
 def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str | list) and not (value.strip() if isinstance(value, str)
-                                                                     else value))
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or value == []
 
 
 def _map_key(value: Any) -> str:
@@ -509,6 +512,8 @@ def _plain_value(mapping: Mapping, rule: Rule, nc: dict[str, Any]) -> Any:
 
 
 def _field_info(mapping: Mapping, rule: Rule, resolver: Resolver | None) -> JiraField:
+    if rule.type and _CUSTOM_ID.match(rule.name):
+        return declared_info(rule.name, rule.type)  # id and type both given: no need to ask Jira
     info: JiraField | None = SYSTEM_FIELDS.get(rule.name)
     if info is None and resolver is not None:
         info = resolver.field(rule.name)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, exists, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Connection, Engine, Exists, and_, exists, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
@@ -44,14 +45,14 @@ class Claim:
         return max(d.attempts for d in self.deliveries)
 
 
-def _claimable(now: datetime) -> object:
+def _claimable(now: datetime) -> ColumnElement[bool]:
     return or_(
         and_(Delivery.status == "queued", Delivery.next_attempt_at <= now),
         and_(Delivery.status == "processing", Delivery.lease_expires_at <= now),  # a crashed worker's
     )
 
 
-def _held_elsewhere(nc_id: object, now: datetime) -> object:
+def _held_elsewhere(nc_id: Any, now: datetime) -> Exists:
     held = aliased(Delivery)
     return exists().where(held.nc_id == nc_id, held.status == "processing", held.lease_expires_at > now)
 
@@ -63,7 +64,7 @@ def claim_next(engine: Engine, worker_id: str, lease_seconds: float) -> Claim | 
         with engine.begin() as conn:
             now = utcnow()
             query = (select(Delivery.nc_id)
-                     .where(_claimable(now), ~_held_elsewhere(Delivery.nc_id, now))  # type: ignore[operator]
+                     .where(_claimable(now), ~_held_elsewhere(Delivery.nc_id, now))
                      .order_by(Delivery.id).limit(1))
             if skipped:
                 query = query.where(Delivery.nc_id.not_in(skipped))
@@ -87,7 +88,7 @@ def _lock_nc(conn: Connection, nc_id: str, now: datetime) -> bool:
     if not locked.scalar_one():
         return False
     # A fresh statement sees commits made before we took the lock.
-    return not conn.execute(select(_held_elsewhere(nc_id, now))).scalar_one()  # type: ignore[call-overload]
+    return not conn.execute(select(_held_elsewhere(nc_id, now))).scalar_one()
 
 
 def _take(conn: Connection, nc_id: str, worker_id: str, now: datetime, lease_seconds: float) -> Claim:
@@ -107,7 +108,7 @@ def _take(conn: Connection, nc_id: str, worker_id: str, now: datetime, lease_sec
     return Claim(nc_id, worker_id, tuple(ClaimedDelivery(*row) for row in rows))
 
 
-def _mine(claim: Claim, ids: Sequence[int] | None = None) -> object:
+def _mine(claim: Claim, ids: Sequence[int] | None = None) -> ColumnElement[bool]:
     return and_(Delivery.id.in_(claim.ids if ids is None else ids), Delivery.claimed_by == claim.worker_id,
                 Delivery.status == "processing")
 
@@ -116,7 +117,7 @@ def finish(conn: Connection, claim: Claim, status: str, jira_key: str | None,
            ids: Sequence[int] | None = None) -> int:
     """Mark (some of) a claim's deliveries done or ignored, inside the caller's transaction."""
     return conn.execute(
-        update(Delivery).where(_mine(claim, ids))  # type: ignore[arg-type]
+        update(Delivery).where(_mine(claim, ids))
         .values(status=status, jira_key=jira_key, finished_at=utcnow(), claimed_by=None,
                 lease_expires_at=None, last_error=None if status == "done" else Delivery.last_error)
     ).rowcount
@@ -130,7 +131,7 @@ def retry_later(engine: Engine, claim: Claim, error: str, delay: float, max_atte
     now = utcnow()
     with engine.begin() as conn:
         conn.execute(
-            update(Delivery).where(_mine(claim))  # type: ignore[arg-type]
+            update(Delivery).where(_mine(claim))
             .values(status=status, attempts=attempts, last_error=error[:4000], claimed_by=None,
                     lease_expires_at=None, next_attempt_at=now + timedelta(seconds=delay),
                     finished_at=now if status == "dead" else None)
@@ -143,7 +144,7 @@ def bury(engine: Engine, claim: Claim, error: str) -> None:
     now = utcnow()
     with engine.begin() as conn:
         conn.execute(
-            update(Delivery).where(_mine(claim))  # type: ignore[arg-type]
+            update(Delivery).where(_mine(claim))
             .values(status="dead", attempts=claim.attempts + 1, last_error=error[:4000], claimed_by=None,
                     lease_expires_at=None, finished_at=now)
         )

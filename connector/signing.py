@@ -15,7 +15,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-
 # The authentication schemes a delivery can pass (manifest.json lists them).
 SCHEMES = ("standard-webhooks", "bearer", "unsigned")
 

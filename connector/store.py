@@ -7,7 +7,7 @@ exactly one queued delivery.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -70,7 +70,7 @@ def record_delivery(engine: Engine, event: NcEvent, body: bytes, fp: str, webhoo
         return Duplicate(fp, _note_sighting(conn, fp, webhook_id, now))
 
 
-def _enqueue(conn: Connection, fp: str, values: dict[str, object]) -> int:
+def _enqueue(conn: Connection, fp: str, values: Mapping[str, object]) -> int:
     delivery_id: int = conn.execute(
         insert(Delivery).values(fingerprint=fp, **values).returning(Delivery.id)).scalar_one()
     if conn.dialect.name == "postgresql":  # wakes a listening worker at commit

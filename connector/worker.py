@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -25,7 +26,7 @@ HOUSEKEEPING_EVERY_SECONDS = 3600.0
 def backoff_delay(attempt: int, base: float, cap: float, rand: random.Random | None = None) -> float:
     """Exponential backoff with equal jitter: half fixed, half random, capped."""
     ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
-    return ceiling / 2 + (rand or random).uniform(0, ceiling / 2)
+    return float(ceiling / 2 + (rand or random).uniform(0, ceiling / 2))
 
 
 def new_worker_id() -> str:
@@ -60,7 +61,7 @@ class Worker:
         return True
 
     def process(self, claim: Claim) -> None:
-        context = {"nc_id": claim.nc_id, "delivery_ids": claim.ids, "worker": self.worker_id}
+        context: dict[str, Any] = {"nc_id": claim.nc_id, "delivery_ids": claim.ids, "worker": self.worker_id}
         try:
             result = self.syncer.sync(claim)
         except RetryLater as exc:
@@ -80,7 +81,7 @@ class Worker:
             else:
                 self.counts.synced += 1
             metrics.SYNCS.labels(outcome).inc()
-            log.info("NC %s", outcome, extra={**context, "jira_key": result.jira_key, "created": result.created,
+            log.info("NC %s", outcome, extra={**context, "jira_key": result.jira_key, "issue_created": result.created,
                                               "jira_writes": result.writes, "comments": result.comments})
 
     def _retry(self, claim: Claim, error: str, delay: float | None, count_attempt: bool, pause_jira: bool,

@@ -42,7 +42,7 @@ def test_concurrent_identical_deliveries_across_processes(db_url, engine, tmp_pa
         response = requests.post(f"{base}/webhooks/qualio", data=body, headers=headers, timeout=30)
         return index, response.status_code
 
-    with running(["serve", "--port", str(port), "--workers", "4"], env, tmp_path / "serve.log",
+    with running(["serve", "--port", str(port), "--workers", "4", "--no-worker"], env, tmp_path / "serve.log",
                  ready_url=f"{base}/healthz"), ThreadPoolExecutor(16) as pool:
         futures = [pool.submit(send, job) for job in jobs]
         start.set()

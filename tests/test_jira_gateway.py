@@ -43,7 +43,7 @@ SPEC_PATH = Path("/work/shared/reference/jira-platform-openapi.json")
 CLOUD = "https://example.atlassian.net"
 SERVER = "https://jira.example.com"
 EMAIL = "nc-bot@example.com"
-TOKEN = "ATATT3xFfGF0-test-token-7d1c0e5a"  # noqa: S105 - a test value
+TOKEN = "ATATT3xFfGF0-test-token-7d1c0e5a"  # a test value, not a credential
 PAT = "NjQ5ODc2NTQzMjEwOnRlc3QtcGF0LXZhbHVl"
 BASIC = "Basic " + base64.b64encode(f"{EMAIL}:{TOKEN}".encode()).decode()
 BEARER = f"Bearer {PAT}"
@@ -207,6 +207,7 @@ def test_spec_checker_catches_bad_bodies() -> None:
     ("mypermissions_all", "Permissions"),
     ("createmeta_bug", "PageOfCreateMetaIssueTypeWithField"),
     ("project_nc", "Project"),
+    ("comments_nc_24", "PageOfComments"),
 ])
 def test_response_fixtures_match_the_spec(name: str, schema: str) -> None:
     problems = checker().errors(fixture(name), {"$ref": f"#/components/schemas/{schema}"})
@@ -251,7 +252,7 @@ def check_request(call: Any, method: str, path: str, *, query: dict[str, list[st
 
 
 def calls_of(rsps: responses.RequestsMock, path_end: str) -> list[Any]:
-    return [c for c in rsps.calls if urlsplit(c.request.url).path.endswith(path_end)]
+    return [c for c in rsps.calls if urlsplit(str(c.request.url)).path.endswith(path_end)]
 
 
 def jira_calls(method: str, status: str) -> float:
@@ -270,7 +271,7 @@ def test_building_a_gateway_sends_nothing_and_turns_retries_off(rsps: responses.
     assert session.max_retries == 0  # ResilientSession: a single attempt
     assert session.timeout == 4.5  # passed to every request
     for prefix in ("https://", "http://"):
-        retry = session.get_adapter(prefix + "x").max_retries
+        retry: Any = getattr(session.get_adapter(prefix + "x"), "max_retries", None)
         assert (retry.total, retry.read) == (0, False)
     assert gateway._client._options["rest_api_version"] == "2"
 
@@ -278,7 +279,7 @@ def test_building_a_gateway_sends_nothing_and_turns_retries_off(rsps: responses.
 @pytest.mark.parametrize("kwargs", [
     {}, {"email": EMAIL}, {"api_token": TOKEN}, {"email": EMAIL, "api_token": TOKEN, "pat": PAT},
 ])
-def test_gateway_needs_one_kind_of_credentials(kwargs: dict[str, str]) -> None:
+def test_gateway_needs_one_kind_of_credentials(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"API token|PAT|e-mail"):
         JiraClientGateway(CLOUD, **kwargs)
 
@@ -332,15 +333,25 @@ def test_server_search_pages_by_start_at(rsps: responses.RequestsMock) -> None:
     rsps.get(f"{SERVER}{API}search", json=first)
     rsps.get(f"{SERVER}{API}search", json=second)
     assert server_gateway().find_issues_by_label(LABEL, "NC") == ["NC-24", "NC-31"]
-    assert [parse_qs(urlsplit(c.request.url).query)["startAt"] for c in calls_of(rsps, "/search")] == [["0"], ["1"]]
+    starts = [parse_qs(urlsplit(str(c.request.url)).query)["startAt"] for c in calls_of(rsps, "/search")]
+    assert starts == [["0"], ["1"]]
 
 
 def test_search_quotes_jql_strings(rsps: responses.RequestsMock) -> None:
     mock_server_info(rsps)
     rsps.get(f"{CLOUD}{API}search/jql", json={"issues": [], "isLast": True})
     assert cloud_gateway().find_issues_by_label('odd"label\\', "NC") == []
-    jql = parse_qs(urlsplit(rsps.calls[1].request.url).query)["jql"]
+    jql = parse_qs(urlsplit(str(rsps.calls[1].request.url)).query)["jql"]
     assert jql == ['project = "NC" AND labels = "odd\\"label\\\\" ORDER BY created ASC']
+
+
+def test_empty_server_info_is_one_retryable_error(rsps: responses.RequestsMock) -> None:
+    """The jira client would ask three more times (JRA-59676); the gateway asks once."""
+    rsps.get(f"{CLOUD}{API}serverInfo", body="")
+    with pytest.raises(JiraError) as caught:
+        cloud_gateway().find_issues_by_label(LABEL, "NC")
+    assert (caught.value.status, caught.value.retryable, caught.value.outcome_unknown) == (200, True, False)
+    assert len(rsps.calls) == 1
 
 
 def test_deployment_falls_back_to_version_when_server_info_has_no_type(rsps: responses.RequestsMock) -> None:
@@ -424,7 +435,8 @@ def test_create_issue_read_timeout_is_an_unknown_outcome(rsps: responses.Request
 @pytest.mark.parametrize(("exc", "unknown"), [
     (requests.exceptions.ConnectTimeout("connect timed out"), False),
     (requests.exceptions.ConnectionError(MaxRetryError(None, "/rest/api/2/issue",  # type: ignore[arg-type]
-                                                       NewConnectionError(None, "Connection refused"))), False),
+                                                       NewConnectionError(None, "refused"))),  # type: ignore[arg-type]
+     False),
     (requests.exceptions.ConnectionError(ProtocolError("Connection aborted.", RemoteDisconnected("closed"))), True),
     (requests.exceptions.ChunkedEncodingError("Connection broken"), True),
 ])
@@ -511,7 +523,7 @@ def test_credentials_never_appear_in_errors(rsps: responses.RequestsMock) -> Non
 def test_update_issue_puts_fields(rsps: responses.RequestsMock) -> None:
     rsps.put(f"{CLOUD}{API}issue/NC-24", status=204)
     fields = {"summary": "NCR-12: new title", "description": "plain text", "labels": ["qualio-nc", LABEL]}
-    assert cloud_gateway().update_issue("NC-24", fields) is None
+    cloud_gateway().update_issue("NC-24", fields)
     (call,) = rsps.calls
     check_request(call, "PUT", f"{API}issue/NC-24", body={"fields": fields})
 
@@ -555,6 +567,33 @@ def test_add_comment_returns_its_id(rsps: responses.RequestsMock) -> None:
     assert cloud_gateway().add_comment("NC-24", "Qualio: status changed to closed.") == "10010"
     check_request(rsps.calls[0], "POST", f"{API}issue/NC-24/comment",
                   body={"body": "Qualio: status changed to closed."})
+
+
+def test_add_comment_answer_without_id_is_an_unknown_outcome(rsps: responses.RequestsMock) -> None:
+    rsps.post(f"{CLOUD}{API}issue/NC-24/comment", body="", status=201)
+    with pytest.raises(JiraError) as caught:
+        cloud_gateway().add_comment("NC-24", "text")
+    assert (caught.value.retryable, caught.value.outcome_unknown) == (True, True)
+
+
+def test_comments_lists_id_and_body_oldest_first(rsps: responses.RequestsMock) -> None:
+    rsps.get(f"{CLOUD}{API}issue/NC-24/comment", json=fixture("comments_nc_24"))
+    assert cloud_gateway().comments("NC-24") == [
+        ("10010", "Qualio: status changed to open.\n[qualio-comment:NCR-12:1]"),
+        ("10011", "Looked at the cleaning log, agreed."),
+    ]
+    check_request(rsps.calls[0], "GET", f"{API}issue/NC-24/comment",
+                  query={"startAt": ["0"], "maxResults": ["100"], "orderBy": ["created"]})
+
+
+def test_comments_pages_by_start_at(rsps: responses.RequestsMock) -> None:
+    page = fixture("comments_nc_24")
+    rsps.get(f"{CLOUD}{API}issue/NC-24/comment", json={**page, "maxResults": 1, "comments": page["comments"][:1]})
+    rsps.get(f"{CLOUD}{API}issue/NC-24/comment",
+             json={**page, "startAt": 1, "maxResults": 1, "comments": page["comments"][1:]})
+    assert [c for c, _ in cloud_gateway().comments("NC-24")] == ["10010", "10011"]
+    starts = [parse_qs(urlsplit(str(c.request.url)).query)["startAt"] for c in rsps.calls]
+    assert starts == [["0"], ["1"]]
 
 
 REMOTE_LINK: dict[str, Any] = {

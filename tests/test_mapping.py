@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +216,10 @@ def test_render_without_a_project_says_how_to_set_it() -> None:
 
 def test_rich_renders_every_field_shape(rich: Mapping) -> None:
     nc = fixture("mapping/nc_rich.json")
-    fields = render_fields(rich, nc, FakeResolver())
+    resolver = FakeResolver()
+    fields = render_fields(rich, nc, resolver)
+    # Jira is asked only about names; Jira's own fields and ids with a declared type need no look-up.
+    assert set(resolver.asked) == {"Severity", "Risk score", "Reported at"}
     assert fields["issuetype"] == {"name": "Bug"}
     assert fields["summary"] == "NC-2025-001 [CRITICAL] Label printer misprints lot numbers"
     assert "||Root cause|Firmware 2.3 on printer P-4|" in fields["description"]
@@ -276,6 +280,23 @@ def test_value_that_does_not_fit_is_left_out(rich: Mapping) -> None:
 def test_field_by_name_needs_a_resolver(rich: Mapping) -> None:
     with pytest.raises(MappingError, match=r'fields\.Severity: no Jira field named .*customfield_'):
         render_fields(rich, fixture("mapping/nc_rich.json"))
+
+
+def test_resolver_may_answer_its_own_field_type(tmp_path: Path) -> None:
+    @dataclass(frozen=True)
+    class GatewayField:  # like the Jira gateway's FieldInfo: same attributes, another class
+        id: str
+        name: str
+        schema_type: str
+        items: str | None
+
+    class GatewayResolver(FakeResolver):
+        def field(self, name_or_id: str) -> GatewayField | None:  # type: ignore[override]
+            return GatewayField("customfield_10099", "Areas", "array", "option") if name_or_id == "Areas" else None
+
+    mapping = load_text(tmp_path, MINIMAL + '[fields.Areas]\nfrom = "tags"\n')
+    fields = render_fields(mapping, {**THIN, "tags": ["a", "b"]}, GatewayResolver())
+    assert fields["customfield_10099"] == [{"value": "a"}, {"value": "b"}]
 
 
 def test_field_by_id_without_type_or_resolver_passes_the_value(tmp_path: Path) -> None:
@@ -516,7 +537,7 @@ def test_sandbox_escapes_are_rejected_at_load(tmp_path: Path, template: str) -> 
 def test_sandbox_escape_via_data_fails_safely_at_render(tmp_path: Path) -> None:
     # The attribute name comes from the payload, so no load-time check can see it.
     mapping = load_text(tmp_path, MINIMAL.replace("{{ nc.title }}", "{{ nc | attr(nc.title | default(\'title\')) }}"))
-    assert render_fields(mapping, {**THIN, "title": "items"})["summary"].startswith("<built-in method items")
+    assert render_fields(mapping, {**THIN, "title": "ncId"})["summary"] == "Qualio NC NC-2025-001"
     with pytest.raises(MappingError, match=r"fields\.summary\.template: cannot render: SecurityError"):
         render_fields(mapping, {**THIN, "title": "__class__"})
     with pytest.raises(MappingError, match=r"SecurityError"):

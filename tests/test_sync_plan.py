@@ -72,8 +72,9 @@ def test_status_maps_to_a_jira_status(mapping):
 
 
 def test_every_supported_event_type_has_a_fixture():
-    from tests.conftest import FIXTURES
     import json
+
+    from tests.conftest import FIXTURES
 
     seen = {json.loads(p.read_text())["eventType"] for p in FIXTURES.glob("*.json")}
     assert set(HANDLERS) <= seen

@@ -288,8 +288,8 @@ class Catalog:
         return next((u for u in self.users if ref in (u.account_id.lower(), u.name, u.email.lower())), None)
 
     def project_matches(self, ref: str) -> bool:
-        config = self.config
-        return ref in (PROJECT_ID, config.project_key) or ref.lower() == config.project_name.lower()
+        """Whether `ref` is the project's id or key (exactly, as in a create request)."""
+        return ref in (PROJECT_ID, self.config.project_key)
 
     def values(self, raw: Any, screen: str) -> tuple[JsonDict, dict[str, str]]:
         """Stored values and Jira-worded errors for a request's `fields` object on `screen`."""
@@ -470,8 +470,10 @@ EQ_OPS = frozenset({"=", "!=", "in", "not in", "is", "is not"})
 TEXT_OPS = frozenset({"~", "!~", "is", "is not"})
 TIME_OPS = frozenset({"=", "!=", ">", ">=", "<", "<=", "is", "is not"})
 _TOKEN = re.compile(
-    r"""\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|(!=|!~|>=|<=|=|~|>|<)|([(),])|([^\s"'(),=!~<>]+))"""
+    r"""\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|(!=|!~|>=|<=|=|~|>|<|&&|\|\|)|([(),])"""
+    r"""|([^\s"'(),=!~<>&|;]+))"""
 )
+_SYMBOLS = {"&&": "AND", "||": "OR"}
 _PERIOD = re.compile(r"([+-]?)\s*((?:\d+\s*[wdhm]\s*)+)")
 _DATE_FORMATS = ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d")
 _SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60}
@@ -527,7 +529,7 @@ class Token:
 
     @property
     def keyword(self) -> str:
-        return "" if self.quoted else self.text.upper()
+        return "" if self.quoted else _SYMBOLS.get(self.text, self.text.upper())
 
 
 @dataclass(frozen=True)
@@ -561,6 +563,7 @@ def tokenize(jql: str) -> list[Token]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None:
+            pos += len(text[pos:]) - len(text[pos:].lstrip())
             raise jql_error(f"Error in the JQL Query: The character '{text[pos]}' is a reserved JQL character. "
                             f"(line 1, character {pos + 1})")
         pos = match.end()
@@ -857,8 +860,8 @@ class Budget:
         return max(1, math.ceil(bucket[0] + self.window - now))
 
     def _bucket(self, method: str, path: str) -> str | None:
-        if method not in self.methods or not path.startswith("/rest/api/"):
-            return None
+        if method not in self.methods or not path.startswith("/rest/api/") or "/search" in path:
+            return None  # POST /search is a read
         if not self.per_issue:
             return ""
         match = re.match(r"/rest/api/[^/]+/issue/([^/]+)", path)
@@ -1158,11 +1161,11 @@ class SandboxState:
     # ---- comments
 
     def add_comment(self, ref: str, body: Any, actor: str, visibility: Any = None) -> tuple[Issue, Comment]:
-        text = comment_body(body)
-        if visibility is not None and not isinstance(visibility, dict):
-            raise JiraError(400, [], {"visibility": "'visibility' must be an object."})
         with self._lock:
             issue = self._find(ref)
+            text = comment_body(body)
+            if visibility is not None and not isinstance(visibility, dict):
+                raise JiraError(400, [], {"visibility": "'visibility' must be an object."})
             now = self.clock()
             comment = self._append_comment(issue, text, actor, visibility, now)
             self._touch(issue, now)
@@ -1180,9 +1183,9 @@ class SandboxState:
 
     def upsert_remote_link(self, ref: str, payload: Any) -> tuple[Issue, RemoteLink, bool]:
         """Add a remote link, or update the one with the same globalId; True when it was added."""
-        global_id, obj, application, relationship = remote_link_parts(payload)
         with self._lock:
             issue = self._find(ref)
+            global_id, obj, application, relationship = remote_link_parts(payload)
             link = next((lk for lk in issue.remote_links if global_id and lk.global_id == global_id), None)
             created = link is None
             if link is None:
@@ -1259,7 +1262,8 @@ class SandboxState:
         if domain in ("exact", "text"):
             return raw
         if domain == "project":
-            return PROJECT_ID if self.catalog.project_matches(raw) or raw.upper() == self.config.project_key else None
+            names = (PROJECT_ID, self.config.project_key.lower(), self.config.project_name.lower())
+            return PROJECT_ID if raw.lower() in names else None
         if domain == "key":
             issue = self._issues.get(raw.upper()) or next((i for i in self._issues.values() if i.id == raw), None)
             return issue.key if issue else None
@@ -1392,8 +1396,10 @@ class SandboxState:
                 continue
             not_before = limited.answered + limited.retry_after
             for later in records[index + 1:]:
+                if later.time >= not_before:
+                    break  # the log is in arrival order
                 same = (later.method, later.path) == (limited.method, limited.path)
-                if limited.answered <= later.time < not_before and (same or not same_path):
+                if later.time >= limited.answered and (same or not same_path):
                     found.append({"limited": limited.seq, "request": later.seq, "arrived": later.time,
                                   "notBefore": not_before, "early": not_before - later.time})
         return found
