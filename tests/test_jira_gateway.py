@@ -36,9 +36,10 @@ from connector.jira_gateway import (
     gateway_from_settings,
 )
 from connector.settings import load_settings
+from tests.conftest import REFERENCE_DIR
 
 FIXTURES = Path(__file__).with_name("fixtures") / "jira"
-SPEC_PATH = Path("/work/shared/reference/jira-platform-openapi.json")
+SPEC_PATH = REFERENCE_DIR / "jira-platform-openapi.json"
 
 CLOUD = "https://example.atlassian.net"
 SERVER = "https://jira.example.com"

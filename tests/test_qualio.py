@@ -14,10 +14,11 @@ import requests
 import responses
 
 from connector.qualio import QualioClient, QualioError, RateLimiter, nc_record_from_event
+from tests.conftest import REFERENCE_DIR
 from tests.test_jira_gateway import SchemaChecker  # the same tiny OpenAPI checker
 
 FIXTURES = Path(__file__).with_name("fixtures") / "qualio"
-SPEC_PATH = Path("/work/shared/reference/qualio-openapi.json")
+SPEC_PATH = REFERENCE_DIR / "qualio-openapi.json"
 BASE = "https://api.qualio.com"
 KEY = "qk_live_5f0c1d2e3b4a59687766554433221100"
 

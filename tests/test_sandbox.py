@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,8 +25,9 @@ from jira import JIRA
 import connector.sandbox.__main__ as sandbox_main
 from connector.sandbox import add_arguments, create_sandbox_app, options_from_args, start_in_thread
 from connector.sandbox.state import SandboxConfig, SandboxState
+from tests.conftest import REFERENCE_DIR
 
-SPEC_PATH = Path("/work/shared/reference/jira-platform-openapi.json")
+SPEC_PATH = REFERENCE_DIR / "jira-platform-openapi.json"
 EMAIL, TOKEN, PAT = "sandbox@example.com", "sandbox-token", "sandbox-pat"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{EMAIL}:{TOKEN}".encode()).decode()}
 V2, V3 = "/rest/api/2", "/rest/api/3"
