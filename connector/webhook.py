@@ -30,7 +30,10 @@ def receive() -> Response | tuple[Response, int]:
     if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
         return _refuse("unsupported_media_type", 415, "Unsupported Media Type",
                        f"Content-Type must be application/json, got {request.mimetype or 'none'!r}")
-    body = request.get_data(cache=False)  # MAX_CONTENT_LENGTH turns an oversized stream into 413
+    body = read_body(settings.max_body_bytes)
+    if body is None:
+        return _refuse("too_large", 413, "Payload Too Large",
+                       f"body is larger than the {settings.max_body_bytes}-byte limit")
     try:
         verified = verifier.verify({k.lower(): v for k, v in request.headers.items()}, body)
     except AuthError as exc:
@@ -60,6 +63,20 @@ def receive() -> Response | tuple[Response, int]:
     log.info("duplicate dropped", extra={"nc_id": event.nc_id, "fingerprint": fp})
     return jsonify(status="duplicate", fingerprint=fp,
                    firstSeenAt=outcome.first_seen_at.isoformat().replace("+00:00", "Z")), 200
+
+
+def read_body(limit: int) -> bytes | None:
+    """The whole body, or None when it is over `limit` bytes.
+
+    A chunked upload has no Content-Length, and werkzeug would silently cut it at the limit;
+    reading one byte past the limit from the server's (de-chunked) input tells the two apart.
+    """
+    if request.content_length is not None:
+        return request.get_data(cache=False)
+    if not request.environ.get("wsgi.input_terminated"):
+        return b""  # no length and no end marker: WSGI gives us nothing safe to read
+    data: bytes = request.environ["wsgi.input"].read(limit + 1)
+    return None if len(data) > limit else data
 
 
 def _refuse(outcome: str, status: int, title: str, detail: str, errors: tuple = (),  # type: ignore[type-arg]
