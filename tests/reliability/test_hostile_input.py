@@ -63,7 +63,7 @@ def assert_refused(app_and_engine, tally, body: bytes, headers: dict[str, str], 
 @FUZZ
 @given(st.binary(max_size=2000))
 def test_random_bytes(app_and_engine, tally, body):
-    assert_refused(app_and_engine, tally, body, signed(body)) in (400, 413)
+    assert assert_refused(app_and_engine, tally, body, signed(body)) in (400, 413)
 
 
 json_values = st.recursive(
@@ -83,8 +83,8 @@ def test_random_json_of_the_wrong_shape(app_and_engine, tally, value):
 
 
 @FUZZ
-@given(st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.none(), st.lists(st.integers()),
-                 st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), st.text(max_size=80)),
+@given(st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.none(),
+                 st.lists(st.integers()), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), st.text(max_size=80)),
        st.sampled_from(["eventType", "ncId", "timestamp"]))
 def test_wrong_types_in_required_fields(app_and_engine, tally, value, field):
     payload = {"eventType": "nc.updated", "ncId": "NC-1-1", "timestamp": "2025-01-05T10:15:32Z", field: value}
@@ -112,7 +112,7 @@ def test_wrong_types_in_required_fields(app_and_engine, tally, value, field):
 ], ids=["deep-array", "deep-object", "duplicate-key", "lone-surrogate-escape", "surrogate-bytes", "infinity",
         "bom", "empty", "null", "string", "huge-exponent", "huge-string"])
 def test_nasty_bodies(app_and_engine, tally, body):
-    assert_refused(app_and_engine, tally, body, signed(body)) in (400, 413)
+    assert assert_refused(app_and_engine, tally, body, signed(body)) in (400, 413)
 
 
 def test_oversized_body_declared_and_streamed(app_and_engine, tally):
