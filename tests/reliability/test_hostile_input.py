@@ -84,7 +84,8 @@ def test_random_json_of_the_wrong_shape(app_and_engine, tally, value):
 
 @FUZZ
 @given(st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.none(),
-                 st.lists(st.integers()), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), st.text(max_size=80)),
+                 st.lists(st.integers()), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+                 st.text(max_size=80)),
        st.sampled_from(["eventType", "ncId", "timestamp"]))
 def test_wrong_types_in_required_fields(app_and_engine, tally, value, field):
     payload = {"eventType": "nc.updated", "ncId": "NC-1-1", "timestamp": "2025-01-05T10:15:32Z", field: value}
