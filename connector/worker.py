@@ -18,6 +18,7 @@ from connector import metrics, queue, store
 from connector.queue import Claim
 from connector.settings import Settings
 from connector.sync import Permanent, RetryLater, Syncer
+from connector.wakeup import Waiter
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_EVERY_SECONDS = 3600.0
@@ -111,6 +112,7 @@ class Worker:
 
     def run_forever(self, stop: threading.Event) -> None:
         log.info("worker started", extra={"worker": self.worker_id})
+        waiter = Waiter(self.engine, stop)
         while not stop.is_set():
             try:
                 busy = self.run_once()
@@ -119,6 +121,7 @@ class Worker:
                 log.exception("worker loop error", extra={"worker": self.worker_id})
                 busy = False
                 stop.wait(min(5.0, self.settings.retry_base))
-            if not busy:
-                stop.wait(self.settings.worker_poll_interval)
+            if not busy and not stop.is_set():
+                waiter.wait(self.settings.worker_poll_interval)
+        waiter.close()
         log.info("worker stopped", extra={"worker": self.worker_id})

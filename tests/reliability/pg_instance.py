@@ -52,19 +52,21 @@ class PgInstance:
     """One private cluster: `start()`, `stop(mode)`, `url(database)`, `destroy()` (always safe to call)."""
 
     def __init__(self, bin_dir: Path) -> None:
+        user: pwd.struct_passwd | None = None
+        if os.geteuid() == 0:
+            try:
+                user = pwd.getpwnam(RUN_AS)
+            except KeyError:
+                unavailable(f"running as root and there is no {RUN_AS!r} user to run initdb as")
         self.bin_dir = bin_dir
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="ncc-pg-"))  # short: the socket path must stay < 108 bytes
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self.as_user: str | None = None
-        if os.geteuid() == 0:
-            try:
-                user = pwd.getpwnam(RUN_AS)
-            except KeyError:
-                unavailable(f"running as root and there is no {RUN_AS!r} user to run initdb as")
+        if user is not None:
             os.chown(self.root, user.pw_uid, user.pw_gid)
-            self.as_user = RUN_AS
+            self.as_user = user.pw_name
         self.stops: list[str] = []
 
     def _run(self, tool: str, args: Sequence[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
