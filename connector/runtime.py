@@ -26,7 +26,9 @@ def build_enricher(settings: Settings) -> Enricher | None:
     from connector.enrich import QualioEnricher
     from connector.qualio import QualioClient
 
-    return QualioEnricher(QualioClient(settings.qualio_url, settings.qualio_api_key, timeout=settings.jira_timeout))
+    client = QualioClient(settings.qualio_url, settings.qualio_api_key, timeout=settings.jira_timeout,
+                          max_per_minute=settings.qualio_max_per_minute)
+    return QualioEnricher(client)
 
 
 def build_syncer(settings: Settings, engine: Engine, gateway: JiraGateway | None = None) -> Syncer:

@@ -145,6 +145,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("qualio_api_key", lambda raw: raw.strip(), "secret", None,
             "Qualio API key; when set, thin events are enriched from Qualio's API.", secret=True),
     Setting("qualio_url", _http_url, "url", "https://api.qualio.com", "Base URL of Qualio's API."),
+    Setting("qualio_max_per_minute", _positive_int, "int", "200",
+            "Qualio API requests per minute from one worker process. Qualio allows 200 per key: with N worker "
+            "processes, set 200/N."),
     Setting("worker_poll_interval", parse_duration, "duration", "0.5s",
             "How often an idle worker looks for due deliveries."),
     Setting("worker_lease", parse_duration, "duration", "120s",

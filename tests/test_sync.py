@@ -17,7 +17,7 @@ from connector.models import Delivery, NcLink
 from connector.store import record_delivery, utcnow
 from connector.sync import Syncer
 from connector.worker import Worker
-from tests.conftest import load_fixture, make_settings
+from tests.conftest import FIXTURES, load_fixture, make_settings
 from tests.fake_jira import FakeJira
 
 
@@ -221,3 +221,42 @@ def test_unknown_event_type_is_recorded_and_ignored(engine, worker, jira):
     deliver(engine, load_fixture("unknown_event_type"))
     drain(worker)
     assert statuses(engine) == ["ignored"] and jira.calls == []
+
+
+@pytest.fixture
+def enriched_worker(engine, db_url, jira):
+    from connector.enrich import QualioEnricher
+    from connector.qualio import QualioClient
+
+    settings = make_settings(db_url, NC_CONNECTOR_MAX_ATTEMPTS="3", NC_CONNECTOR_RETRY_BASE="0.01s")
+    mapping = load_mapping(default_mapping_path(), project_override="QA")
+    enricher = QualioEnricher(QualioClient("https://api.qualio.test", "key-1"))
+    return Worker(engine, settings, Syncer(engine, jira, mapping, settings.jira_search_lag, enricher))
+
+
+def test_thin_event_is_enriched_from_qualio(engine, enriched_worker, jira):
+    import responses
+
+    record = json.loads((FIXTURES / "qualio" / "event_ncr_12.json").read_text())
+    with responses.RequestsMock() as mock:
+        mock.get("https://api.qualio.test/v1/events/events/NCR-12", json=record)
+        deliver(engine, {"eventType": "nc.updated", "ncId": "NCR-12", "timestamp": "2025-02-01T08:00:00Z"})
+        drain(enriched_worker)
+        assert mock.calls[0].request.headers["X-Api-Key"] == "key-1"
+    (issue,) = jira.issues.values()
+    assert issue.fields["summary"] == f"[NCR-12] {record['title']}"
+    assert record["url"] in [link["object"]["url"] for link in issue.links.values()]
+
+
+def test_qualio_rate_limit_is_a_retry_not_a_dead_letter(engine, enriched_worker, jira):
+    import responses
+
+    with responses.RequestsMock() as mock:
+        mock.get("https://api.qualio.test/v1/events/events/NCR-12", status=429, headers={"Retry-After": "30"},
+                 json={"message": "Too many requests"})
+        deliver(engine, {"eventType": "nc.updated", "ncId": "NCR-12", "timestamp": "2025-02-01T08:00:00Z"})
+        enriched_worker.run_once()
+    with engine.connect() as conn:
+        row = conn.execute(select(Delivery)).one()
+    assert row.status == "queued" and row.next_attempt_at > utcnow() + timedelta(seconds=25)
+    assert jira.calls == []
