@@ -65,7 +65,8 @@ def test_mappings_check_prints_the_fields(cli):
 
 def test_mappings_check_reports_a_broken_file(cli, tmp_path):
     broken = tmp_path / "broken.toml"
-    broken.write_text('schema_version = 1\n[fields.summary]\ntemplate = "{{ nc.titel }}"\n[fields.colour]\nvalue = 1\nx = 2\n')
+    broken.write_text('schema_version = 1\n[fields.summary]\ntemplate = "{{ nc.titel }}"\n'
+                      '[fields.colour]\nvalue = 1\nx = 2\n')
     result = cli("mappings", "check", str(broken))
     assert result.exit_code == 1
     assert "broken.toml" in result.output and "fields.summary" in result.output and "fields.colour" in result.output
