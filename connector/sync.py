@@ -91,7 +91,7 @@ class Syncer:
         plan = plan_sync(self.mapping, snapshot, link.nc_state, link.fields_hash,
                          links.posted_comment_keys(self.engine, claim.nc_id), self.resolver)
 
-        key, created = self._ensure_issue(link, plan)
+        key, created = self._ensure_issue(link, plan, {"nc_id": claim.nc_id, "delivery_ids": claim.ids})
         writes = 1 if created else 0
         if not created and plan.fields_changed:
             self.jira.update_issue(key, plan.edit_fields)
@@ -113,7 +113,7 @@ class Syncer:
 
     # -- the issue ---------------------------------------------------------------------------
 
-    def _ensure_issue(self, link: Link, plan: SyncPlan) -> tuple[str, bool]:
+    def _ensure_issue(self, link: Link, plan: SyncPlan, context: dict[str, Any]) -> tuple[str, bool]:
         """The NC's Jira key, creating the issue if (and only if) none can exist yet."""
         if link.state == "linked" and link.jira_key:
             return link.jira_key, False
@@ -122,8 +122,8 @@ class Syncer:
         if found:
             if len(found) > 1:
                 log.warning("several Jira issues carry the marker label; adopting the oldest",
-                            extra={"nc_id": link.nc_id, "jira_keys": found})
-            log.info("adopted existing Jira issue", extra={"nc_id": link.nc_id, "jira_key": found[0]})
+                            extra={**context, "jira_keys": found})
+            log.info("adopted existing Jira issue", extra={**context, "jira_key": found[0]})
             links.mark_linked(self.engine, link.nc_id, found[0])
             return found[0], False
         if link.state == "creating" and link.create_started_at is not None:
@@ -141,7 +141,7 @@ class Syncer:
                 links.mark_not_created(self.engine, link.nc_id)
             raise
         links.mark_linked(self.engine, link.nc_id, key)
-        log.info("created Jira issue", extra={"nc_id": link.nc_id, "jira_key": key})
+        log.info("created Jira issue", extra={**context, "jira_key": key})
         return key, True
 
     def _follow_status(self, key: str, link: Link | None, plan: SyncPlan) -> tuple[str | None, int]:

@@ -83,7 +83,7 @@ class Worker:
                 self.counts.synced += 1
             metrics.SYNCS.labels(outcome).inc()
             log.info("NC %s", outcome, extra={**context, "jira_key": result.jira_key, "issue_created": result.created,
-                                              "jira_writes": result.writes, "comments": result.comments})
+                                              "jira_writes": result.writes, "comments_posted": result.comments})
 
     def _retry(self, claim: Claim, error: str, delay: float | None, count_attempt: bool, pause_jira: bool,
                context: dict[str, object]) -> None:

@@ -260,3 +260,13 @@ def test_qualio_rate_limit_is_a_retry_not_a_dead_letter(engine, enriched_worker,
         row = conn.execute(select(Delivery)).one()
     assert row.status == "queued" and row.next_attempt_at > utcnow() + timedelta(seconds=25)
     assert jira.calls == []
+
+
+def test_every_log_line_about_a_sync_names_the_nc_deliveries_and_issue(engine, worker, jira, caplog):
+    caplog.set_level("INFO")
+    deliver(engine, load_fixture("nc_created"))
+    drain(worker)
+    about = [r for r in caplog.records if r.name in ("connector.sync", "connector.worker") and "started" not in r.msg]
+    assert about
+    for record in about:
+        assert record.nc_id == "NCR-12" and record.delivery_ids == [1] and record.jira_key == "QA-1"

@@ -213,7 +213,8 @@ def make_event(nc_id: str, n: int, close: bool = False) -> dict[str, Any]:
         payload.update(eventType="nc.comment_added", changedFields=["comments"],
                        comment={"id": f"c-{nc_id}-{n}", "author": "sam@example.com", "createdAt": moment,
                                 "body": f"Comment {n} on {nc_id}."})
-    if close:
+    if close:  # only nc.comment_added posts a comment
+        payload.pop("comment", None)
         payload.update(eventType="nc.closed", status="closed", changedFields=["status"])
     return payload
 
