@@ -101,6 +101,7 @@ def check_mapping(settings: Settings, path: str | None, payload_path: str | None
         except JiraError as exc:
             problems.append(f"Jira: {exc.message}")
         resolver = CachedResolver(gateway)
+        problems.extend(unknown_fields(mapping, resolver))
     if payload_path:
         from connector.events import PayloadError, parse_event
 
@@ -117,3 +118,12 @@ def check_mapping(settings: Settings, path: str | None, payload_path: str | None
         out.append(json.dumps(fields, indent=2, ensure_ascii=False, default=str))
         out.append(f"target status: {target_status(mapping, nc) or '(unchanged)'}")
     return "\n".join(out), problems
+
+
+def unknown_fields(mapping: Any, resolver: Any) -> list[str]:
+    """Fields the mapping sets by name or id that this Jira does not have."""
+    from connector.field_shapes import SYSTEM_FIELDS
+
+    return [f"{mapping.path}: fields.{rule.name}: no such field in this Jira (GET /rest/api/2/field)"
+            for rule in mapping.fields
+            if rule.name not in SYSTEM_FIELDS and resolver.field(rule.name) is None]

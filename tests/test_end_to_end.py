@@ -210,3 +210,24 @@ def test_out_of_order_update_keeps_the_newest_state(db_url, engine, sandbox, tmp
     (issue,) = sandbox.issues()
     assert issue["fields"]["summary"] == "[NCR-12] Newest"
     assert json.loads(json.dumps(sandbox.stats()))["updates"] == 0
+
+
+def test_mappings_check_live_against_the_sandbox(sandbox, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **connector_env("sqlite:///unused.db", sandbox)}
+    check = [sys.executable, "-m", "connector", "mappings", "check"]
+    fixture = Path(__file__).parent / "fixtures" / "nc_created.json"
+    ok = subprocess.run([*check, "--live", "--payload", str(fixture)], env=env, capture_output=True, text=True,
+                        timeout=60)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert '"summary": "[NCR-12]' in ok.stdout
+    # the rich example names a field this Jira lacks: --live finds it, by name
+    rich = Path(__file__).parent.parent / "mappings" / "example-rich.toml"
+    missing = subprocess.run([*check, str(rich), "--live"], env=env, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "Risk score" in missing.stderr
+    wrong = subprocess.run([*check, "--live"], env={**env, "NC_CONNECTOR_JIRA_PROJECT": "NOPE"}, capture_output=True,
+                           text=True, timeout=60)
+    assert wrong.returncode == 1 and "NOPE" in wrong.stderr

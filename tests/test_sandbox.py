@@ -264,6 +264,8 @@ REFERENCE_ENDPOINTS = [
     ("status", "status"),
     ("user/search?query=dana", "user/search"),
     ("user/search?username=dana", "user/search"),
+    ("mypermissions?projectKey=QA&permissions=CREATE_ISSUES,EDIT_ISSUES", "mypermissions"),
+    ("issue/createmeta/QA/issuetypes/10002", "issue/createmeta/{projectIdOrKey}/issuetypes/{issueTypeId}"),
 ]
 
 
@@ -273,6 +275,17 @@ def test_reference_endpoints_match_the_schemas(make_state: Callable[..., Sandbox
                                                v2_path: str, v3_path: str) -> None:
     client = create_sandbox_app(make_state(deployment_type=deployment)).test_client()
     assert_response(call(client, "GET", f"{V2}/{v2_path}"), f"{V3}/{v3_path}", 200)
+
+
+def test_create_screen_and_permissions_for_live_mapping_checks(client: FlaskClient) -> None:
+    meta = call(client, "GET", f"{V2}/issue/createmeta/QA/issuetypes/10002").get_json()
+    ids = {f["fieldId"]: f for f in meta["values"]}  # Data Center's name for the list
+    assert "labels" in ids and ids["summary"]["required"] and not ids["labels"]["required"]
+    held = call(client, "GET", f"{V2}/mypermissions?projectKey=QA&permissions=CREATE_ISSUES,ADMINISTER_PROJECTS")
+    assert {k: v["havePermission"] for k, v in held.get_json()["permissions"].items()} == {
+        "CREATE_ISSUES": True, "ADMINISTER_PROJECTS": False}
+    assert_error(call(client, "GET", f"{V2}/issue/createmeta/NOPE/issuetypes/10002"), 404)
+    assert_error(call(client, "GET", f"{V2}/issue/createmeta/QA/issuetypes/999"), 404)
 
 
 def test_field_list_describes_system_and_custom_fields(client: FlaskClient) -> None:

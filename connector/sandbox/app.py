@@ -267,6 +267,9 @@ def project_json() -> JsonDict:
             "versions": [], "roles": {}, "style": "classic", "isPrivate": False, "properties": {}}
 
 
+REQUIRED_ON_CREATE = frozenset({"project", "issuetype", "summary"})
+
+
 def field_json(spec: FieldSpec) -> JsonDict:
     clauses = [f"cf[{spec.schema['customId']}]"] if spec.custom else [spec.id]
     return {"id": spec.id, "key": spec.id, "name": spec.name, "custom": spec.custom,
@@ -407,6 +410,39 @@ def project(ref: str) -> ResponseReturnValue:
     if not sandbox().catalog.project_matches(ref.upper()):
         raise JiraError(404, [f"No project could be found with key '{ref}'."])
     return jsonify(project_json())
+
+
+# The sandbox's one user holds every project permission (for `mappings check --live`).
+PERMISSIONS = ("BROWSE_PROJECTS", "CREATE_ISSUES", "EDIT_ISSUES", "TRANSITION_ISSUES", "ADD_COMMENTS",
+               "LINK_ISSUES", "ASSIGN_ISSUES", "RESOLVE_ISSUES")
+
+
+@rest.get("/mypermissions")
+def my_permissions() -> ResponseReturnValue:
+    asked = [p for p in request.args.get("permissions", "").split(",") if p] or list(PERMISSIONS)
+    project_key = request.args.get("projectKey")
+    if project_key and not sandbox().catalog.project_matches(project_key.upper()):
+        raise JiraError(404, [f"No project could be found with key '{project_key}'."])
+    return jsonify({"permissions": {
+        key: {"id": str(index), "key": key, "name": key.replace("_", " ").title(), "type": "PROJECT",
+              "description": "", "havePermission": key in PERMISSIONS}
+        for index, key in enumerate(asked, 10)}})
+
+
+@rest.get("/issue/createmeta/<project_ref>/issuetypes/<type_id>")
+def create_meta(project_ref: str, type_id: str) -> ResponseReturnValue:
+    """The fields of the create screen (Cloud's `fields`; Data Center calls the list `values`)."""
+    if not sandbox().catalog.project_matches(project_ref.upper()):
+        raise JiraError(404, [f"No project could be found with key '{project_ref}'."])
+    if not any(t.id == type_id for t in ISSUE_TYPES):
+        raise JiraError(404, [f"Issue type with id '{type_id}' does not exist."])
+    on_screen = [spec for spec in FIELDS if "create" in spec.screens]
+    metas = [{"fieldId": spec.id, "key": spec.id, "name": spec.name, "required": spec.id in REQUIRED_ON_CREATE,
+              "schema": dict(spec.schema), "operations": ["set"], "hasDefaultValue": False} for spec in on_screen]
+    body = {"startAt": 0, "maxResults": len(metas), "total": len(metas), "fields": metas}
+    if not sandbox().config.cloud:
+        body = {"startAt": 0, "maxResults": len(metas), "total": len(metas), "isLast": True, "values": metas}
+    return jsonify(body)
 
 
 @rest.get("/priority")

@@ -498,8 +498,25 @@ def test_database_outages_under_load_lose_and_double_nothing(pg, db_engine, sand
         assert any(outage.up_wall <= f <= end for f in finished if f), f"no sync after the {outage.mode} outage"
 
 
-def test_database_down_while_worker_waits_on_jira_create(pg, db_engine, sandbox, tmp_path):
-    """The database goes away while the worker's create call is in flight; it comes back: still one issue."""
+IN_FLIGHT = {"create": "/rest/api/2/issue", "comment": "/rest/api/2/issue/*/comment"}
+
+
+def in_flight(sandbox: Sandbox, path: str, timeout: float = 20) -> dict[str, Any]:
+    """The one Jira request to `path`, once the sandbox has it (answered or not)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sandbox.requests_log(method="POST", path=path)
+        if found:
+            assert len(found) == 1, found
+            return found[0]
+        time.sleep(0.02)
+    raise TimeoutError(f"no POST {path} reached Jira in {timeout}s")
+
+
+@pytest.mark.parametrize(("call", "mode"), [("create", "immediate"), ("comment", "fast")])
+def test_database_down_while_worker_waits_on_jira(call, mode, pg, db_engine, sandbox, tmp_path):
+    """The database goes away while the worker's create (or comment) call is in flight, and comes back:
+    the call is not repeated (the issue is adopted by its marker label, the comment found by its marker)."""
     started = time.monotonic()
     env = connector_env(pg, sandbox)
     db_upgrade(env)
@@ -507,30 +524,30 @@ def test_database_down_while_worker_waits_on_jira_create(pg, db_engine, sandbox,
     base = f"http://127.0.0.1:{port}"
     senders = Senders(base, seed=44, max_per_client=0)
     first, second = NcTrack("NC-2031-901"), NcTrack("NC-2031-902")
-    # Jira takes 3 s over the create (and applies it); the database is stopped meanwhile.
-    sandbox.faults(faults=[{"kind": "slow", "seconds": 3, "method": "POST", "path": "/rest/api/2/issue"}])
+    path = IN_FLIGHT[call]
+    # Jira takes 3 s over the call (and applies it); the database is stopped meanwhile.
+    sandbox.faults(faults=[{"kind": "slow", "seconds": 3, "method": "POST", "path": path}])
     with running(["serve", "--port", str(port), "--workers", "1"], env, tmp_path / "serve.log",
                  ready_url=f"{base}/readyz") as serve:
         family = serve_family(serve.pid, web_processes=1)
         assert senders.deliver(first, make_event(first.nc_id, 0))
-        deadline = time.monotonic() + 20
-        while not sandbox.requests_log(method="POST", path="/rest/api/2/issue") and time.monotonic() < deadline:
-            time.sleep(0.02)
-        (create,) = sandbox.requests_log(method="POST", path="/rest/api/2/issue")
-        assert create["answered"] is None, "the create was answered before the database was stopped"
+        if call == "comment":
+            assert senders.deliver(first, make_event(first.nc_id, 3))  # every third change carries a comment
+        assert in_flight(sandbox, path)["answered"] is None, "Jira answered before the database was stopped"
         stopping = time.monotonic()
-        pg.stop("immediate")
+        pg.stop(mode)
         down = time.monotonic()
-        update, other = make_event(first.nc_id, 1), make_event(second.nc_id, 0)
+        update, other = make_event(first.nc_id, 4), make_event(second.nc_id, 0)
         during = [senders.post(first.nc_id, json.dumps(update).encode(), "msg_update_901"),
                   senders.post(second.nc_id, json.dumps(other).encode(), "msg_create_902")]
-        while sandbox.requests_log(method="POST", path="/rest/api/2/issue")[0]["answered"] is None:
+        deadline = time.monotonic() + 10
+        while in_flight(sandbox, path)["answered"] is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(1.5)  # the worker now fails to record the created issue, and fails to re-queue the claim
+        time.sleep(1.5)  # the worker now fails to record the call's result, and fails to re-queue the claim
         assert alive(serve.pid) and all(alive(p) for p in family)
         restarting = time.monotonic()
         pg.start()
-        outage = Outage("immediate", stopping, down, restarting, time.monotonic(), datetime.now(UTC))
+        outage = Outage(mode, stopping, down, restarting, time.monotonic(), datetime.now(UTC))
         senders.give_up_at = time.monotonic() + 20
         assert senders.deliver(first, update) and senders.deliver(second, other)
         drained(db_engine)
@@ -541,16 +558,16 @@ def test_database_down_while_worker_waits_on_jira_create(pg, db_engine, sandbox,
 
     exchanges = senders.exchanges
     issues = sandbox.issues()
-    creates = sandbox.requests_log(method="POST", path="/rest/api/2/issue")
+    calls = sandbox.requests_log(method="POST", path=path)
     unstored, doubled_accepts = unstored_acknowledgements(db_engine, exchanges)
     lost_in_jira, doubled_in_jira = jira_problems(issues, [first, second])
     in_outage_problems, in_window = outage_problems(exchanges, [outage])
     figures = Figures(
-        scenario="database faults mid-sync", sent=len(exchanges),
+        scenario=f"database faults mid-{call}", sent=len(exchanges),
         acknowledged=sum(e.status in (200, 202) for e in exchanges), duplicates=sum(e.status == 200 for e in exchanges),
         jira_issues=len(issues), jira_writes=jira_writes(sandbox.stats()), faults=1,
         lost=len(unstored) + len(lost_in_jira), doubled=doubled_accepts + len(doubled_in_jira), seconds=seconds,
-        note=f"creates sent {len(creates)}; during the outage {[e.status for e in during]}")
+        note=f"-m {mode}; POST {path} sent {len(calls)}; during the outage {[e.status for e in during]}")
     report(figures)
 
     assert [e.status for e in during] == [503, 503] and in_window == [2]
@@ -558,7 +575,11 @@ def test_database_down_while_worker_waits_on_jira_create(pg, db_engine, sandbox,
     assert unstored == [] and lost_in_jira == [] and doubled_accepts == 0 and doubled_in_jira == [], (
         unstored + lost_in_jira + doubled_in_jira)
     assert figures.lost == 0 and figures.doubled == 0
-    marker = f"qualio-nc-{first.nc_id}"
-    assert sum(marker in json.dumps(c["body"]) for c in creates) == 1, "the cut-off create was sent again"
-    assert "adopted existing Jira issue" in log, "the retry did not find the issue created before the outage"
+    assert "sync failed unexpectedly" in log, "the outage did not cut the sync off"
+    if call == "create":
+        creates = [c for c in calls if f"qualio-nc-{first.nc_id}" in json.dumps(c["body"])]
+        assert len(creates) == 1, "the cut-off create was sent again"
+        assert "adopted existing Jira issue" in log, "the retry did not find the issue created before the outage"
+    else:
+        assert len(calls) == 1, "the cut-off comment was posted again"
     assert serve_alive and after == family, (family, after)
