@@ -30,7 +30,7 @@ class QueueCollector(Collector):
 
         figures = queue_figures(self.engine)
         depth = GaugeMetricFamily("nc_connector_deliveries", "Stored deliveries by status", labels=["status"])
-        for status in ("queued", "processing", "done", "ignored", "superseded", "dead"):
+        for status in ("queued", "processing", "done", "ignored", "dead"):
             depth.add_metric([status], float(figures["counts"].get(status, 0)))  # type: ignore[attr-defined]
         yield depth
         oldest = figures["oldest_queued_at"]

@@ -81,7 +81,7 @@ class Delivery(Base):
     event_timestamp: Mapped[datetime] = mapped_column(UTCDateTime)  # the payload's "timestamp"
     payload: Mapped[str] = mapped_column(Text)  # the body exactly as received (UTF-8 JSON)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # queued -> processing -> done | ignored | superseded | dead (replay: dead -> queued)
+    # queued -> processing -> done | ignored | dead (replay: dead -> queued); a claim takes all of an NC
     status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)

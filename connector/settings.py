@@ -127,7 +127,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Payload fields left out of the fingerprint (dotted paths), for values that change between "
             "retries of one delivery."),
     Setting("delivery_retention", parse_duration, "duration", "30d",
-            "How long finished (done, ignored, superseded) deliveries are kept."),
+            "How long finished (done, ignored) deliveries are kept."),
     Setting("jira_url", _http_url, "url", "", "Base URL of Jira, e.g. https://example.atlassian.net.",
             required=True),
     Setting("jira_email", lambda raw: raw.strip(), "str", "", "Jira Cloud account e-mail (with jira_api_token)."),

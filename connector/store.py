@@ -18,7 +18,7 @@ from connector.events import NcEvent
 from connector.models import Delivery, Fingerprint
 
 NOTIFY_CHANNEL = "nc_connector_deliveries"
-FINISHED_STATUSES = ("done", "ignored", "superseded")
+FINISHED_STATUSES = ("done", "ignored")
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ from connector.mapping import Mapping, Resolver, comment_key, remote_link, rende
 
 # Payload keys that describe one change rather than the NC's state: never merged into the snapshot.
 CHANGE_ONLY_KEYS = frozenset({"comment", "changedFields"})
-# Fields Jira sets once at creation; an edit must not send them.
-CREATE_ONLY_FIELDS = frozenset({"project", "issuetype", "labels"})
+# An edit leaves these alone: Jira refuses project/issuetype in an edit, and labels may have been
+# added by people in Jira (the marker label, set at creation, must survive).
+NOT_EDITED = frozenset({"project", "issuetype", "labels"})
 
 
 @dataclass
@@ -114,7 +115,7 @@ def plan_sync(mapping: Mapping, snapshot: Snapshot, previous_state: dict[str, An
               posted: dict[str, str | None], resolver: Resolver | None) -> SyncPlan:
     state = snapshot.state
     fields = render_fields(mapping, state, resolver)
-    edit = {k: v for k, v in fields.items() if k not in CREATE_ONLY_FIELDS}
+    edit = {k: v for k, v in fields.items() if k not in NOT_EDITED}
     link = remote_link(mapping, state)
     digest = hashlib.sha256(canonical_json(edit).encode()).hexdigest()
     comments: list[PlannedComment] = []
