@@ -8,9 +8,7 @@ request-body schema, except that v2 takes plain strings where v3 takes ADF.
 from __future__ import annotations
 
 import base64
-import functools
 import json
-import re
 import socket
 import threading
 import time
@@ -36,10 +34,9 @@ from connector.jira_gateway import (
     gateway_from_settings,
 )
 from connector.settings import load_settings
-from tests.conftest import REFERENCE_DIR
+from tests.openapi import JIRA_SPEC, OpenAPI, load
 
 FIXTURES = Path(__file__).with_name("fixtures") / "jira"
-SPEC_PATH = REFERENCE_DIR / "jira-platform-openapi.json"
 
 CLOUD = "https://example.atlassian.net"
 SERVER = "https://jira.example.com"
@@ -57,103 +54,16 @@ def fixture(name: str) -> Any:
     return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
 
 
-# -- a tiny OpenAPI schema checker (jsonschema is not installed) -----------------------------------
+# -- the published spec (tests/openapi.py checks values against it) ----------------------------------
 
 
-class SchemaChecker:
-    """Checks a value against an OpenAPI 3.0/3.1 schema: $ref, allOf/anyOf/oneOf, type (nullable,
-    null), const, enum, required, properties, additionalProperties, items.
-
-    ``request=True`` is stricter than the spec, on purpose: a key the schema does not declare is an
-    error even where ``additionalProperties`` is true (a typo such as "feilds" would otherwise pass),
-    and a ``readOnly`` property must not be sent. Free-form maps (no ``properties``) stay free-form.
-    """
-
-    _TYPES: dict[str, tuple[type, ...]] = {"object": (dict,), "array": (list,), "string": (str,),
-                                           "boolean": (bool,), "integer": (int,), "number": (int, float)}
-
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
-
-    def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
-        while "$ref" in schema:
-            node: Any = self.spec
-            for part in schema["$ref"].removeprefix("#/").split("/"):
-                node = node[part]
-            schema = node
-        return schema
-
-    def errors(self, value: Any, schema: dict[str, Any], path: str = "$", *, request: bool = False) -> list[str]:
-        schema = self.resolve(schema)
-        found: list[str] = []
-        for sub in schema.get("allOf", []):
-            found += self.errors(value, sub, path, request=request)
-        for key in ("anyOf", "oneOf"):
-            if key in schema:
-                matching = [s for s in schema[key] if not self.errors(value, s, path, request=request)]
-                if not matching or (key == "oneOf" and len(matching) > 1):
-                    found.append(f"{path}: matches {len(matching)} of the {key} alternatives")
-        if "const" in schema and value != schema["const"]:
-            found.append(f"{path}: {value!r} is not {schema['const']!r}")
-        if "enum" in schema and value not in schema["enum"] and not (value is None and schema.get("nullable")):
-            found.append(f"{path}: {value!r} not in {schema['enum']}")
-        if "type" in schema and not self._type_ok(value, schema):
-            return [*found, f"{path}: {type(value).__name__} is not {schema['type']}"]
-        if isinstance(value, dict):
-            found += self._object_errors(value, schema, path, request)
-        if isinstance(value, list) and "items" in schema:
-            for i, item in enumerate(value):
-                found += self.errors(item, schema["items"], f"{path}[{i}]", request=request)
-        return found
-
-    def _type_ok(self, value: Any, schema: dict[str, Any]) -> bool:
-        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        if value is None:
-            return "null" in types or bool(schema.get("nullable"))
-        if isinstance(value, bool) and "boolean" not in types:
-            return False
-        return any(isinstance(value, self._TYPES.get(t, ())) for t in types)
-
-    def _object_errors(self, value: dict[str, Any], schema: dict[str, Any], path: str, request: bool) -> list[str]:
-        found = [f"{path}: required {name!r} missing" for name in schema.get("required", []) if name not in value]
-        properties = schema.get("properties", {})
-        extra = schema.get("additionalProperties", True)
-        for name, item in value.items():
-            where = f"{path}.{name}"
-            if name in properties:
-                prop = self.resolve(properties[name])
-                if request and prop.get("readOnly"):
-                    found.append(f"{where}: read-only, must not be sent")
-                found += self.errors(item, properties[name], where, request=request)
-            elif isinstance(extra, dict):
-                found += self.errors(item, extra, where, request=request)
-            elif extra is False or (request and properties):
-                found.append(f"{where}: not a property of this schema")
-        return found
-
-
-@functools.cache
-def spec() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
-    return data
-
-
-@functools.cache
-def checker() -> SchemaChecker:
-    return SchemaChecker(spec())
+def spec() -> OpenAPI:
+    return load(JIRA_SPEC)
 
 
 def spec_operation(method: str, v2_path: str) -> tuple[str, dict[str, Any]]:
-    """The spec's (path template, operation) for this v2 request; the most literal template wins."""
-    v3_path = v2_path.replace("/rest/api/2/", "/rest/api/3/", 1)
-    candidates = []
-    for template, item in spec()["paths"].items():
-        pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
-        if re.match(pattern, v3_path) and method.lower() in item:
-            candidates.append((template.count("{"), template, item[method.lower()]))
-    assert candidates, f"{method} {v3_path} is not an operation of the Jira spec"
-    _, template, operation = min(candidates)
-    return template, operation
+    """The spec's (path template, operation) for this v2 request, read as its v3 twin."""
+    return spec().match(v2_path.replace("/rest/api/2/", "/rest/api/3/", 1), method)
 
 
 # v2 takes plain strings where v3 takes Atlassian Document Format.
@@ -167,12 +77,12 @@ def spec_problems(method: str, url: str, body: Any) -> list[str]:
     _, operation = spec_operation(method, parts.path)
     declared = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"}
     problems = [f"query parameter {name!r} not declared" for name in parse_qs(parts.query) if name not in declared]
-    schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+    schema = spec().request_body(operation)
     if body is None:
         return problems + ([f"{operation['operationId']} needs a body"] if schema else [])
     if schema is None:
         return [*problems, f"{operation['operationId']} takes no JSON body"]
-    problems += checker().errors(body, schema, request=True)
+    problems += spec().problems(body, schema, request=True)
     for dotted in V2_PLAIN_STRINGS.get(operation["operationId"], []):
         node = body
         for part in dotted.split("."):
@@ -211,7 +121,7 @@ def test_spec_checker_catches_bad_bodies() -> None:
     ("comments_nc_24", "PageOfComments"),
 ])
 def test_response_fixtures_match_the_spec(name: str, schema: str) -> None:
-    problems = checker().errors(fixture(name), {"$ref": f"#/components/schemas/{schema}"})
+    problems = spec().problems(fixture(name), spec().component(schema))
     assert problems == []
 
 

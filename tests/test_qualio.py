@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 from collections.abc import Iterator
@@ -14,11 +13,9 @@ import requests
 import responses
 
 from connector.qualio import QualioClient, QualioError, RateLimiter, nc_record_from_event
-from tests.conftest import REFERENCE_DIR
-from tests.test_jira_gateway import SchemaChecker  # the same tiny OpenAPI checker
+from tests.openapi import QUALIO_SPEC, OpenAPI, load
 
 FIXTURES = Path(__file__).with_name("fixtures") / "qualio"
-SPEC_PATH = REFERENCE_DIR / "qualio-openapi.json"
 BASE = "https://api.qualio.com"
 KEY = "qk_live_5f0c1d2e3b4a59687766554433221100"
 
@@ -27,13 +24,8 @@ def fixture(name: str) -> Any:
     return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
 
 
-@functools.cache
-def checker() -> SchemaChecker:
-    return SchemaChecker(json.loads(SPEC_PATH.read_text(encoding="utf-8")))
-
-
-def schema(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
+def spec() -> OpenAPI:
+    return load(QUALIO_SPEC)
 
 
 class FakeClock:
@@ -82,12 +74,11 @@ def event_url(code: str) -> str:
     ("error_400", "genericBadRequest400PathResponse"),
 ])
 def test_fixtures_match_the_spec(name: str, schema_name: str) -> None:
-    assert checker().errors(fixture(name), schema(schema_name)) == []
+    assert spec().problems(fixture(name), spec().component(schema_name)) == []
 
 
 def test_spec_example_is_the_fixture() -> None:
-    spec = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
-    assert fixture("event_ncr_12") == spec["components"]["schemas"]["eventDetailed"]["example"]
+    assert fixture("event_ncr_12") == spec().spec["components"]["schemas"]["eventDetailed"]["example"]
 
 
 # -- fetch -----------------------------------------------------------------------------------------

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import argparse
 import base64
-import functools
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from typing import Any
 
 import pytest
@@ -25,9 +22,8 @@ from jira import JIRA
 import connector.sandbox.__main__ as sandbox_main
 from connector.sandbox import add_arguments, create_sandbox_app, options_from_args, start_in_thread
 from connector.sandbox.state import SandboxConfig, SandboxState
-from tests.conftest import REFERENCE_DIR
+from tests.openapi import JIRA_SPEC, OpenAPI, load
 
-SPEC_PATH = REFERENCE_DIR / "jira-platform-openapi.json"
 EMAIL, TOKEN, PAT = "sandbox@example.com", "sandbox-token", "sandbox-pat"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{EMAIL}:{TOKEN}".encode()).decode()}
 V2, V3 = "/rest/api/2", "/rest/api/3"
@@ -36,86 +32,11 @@ START = 1_750_000_000.0
 Json = dict[str, Any]
 
 
-# -- a small OpenAPI schema checker (jsonschema is not installed) ------------------------------------
+# -- the published spec (tests/openapi.py checks values against it) ----------------------------------------
 
 
-class Schemas:
-    """Checks values against the spec's schemas: $ref, allOf/anyOf/oneOf, type, nullable, enum, required,
-    properties, additionalProperties, items and date-time formats."""
-
-    TYPES: dict[str, tuple[type, ...]] = {"object": (dict,), "array": (list,), "string": (str,),
-                                          "boolean": (bool,), "integer": (int,), "number": (int, float)}
-
-    def __init__(self, spec: Json) -> None:
-        self.spec = spec
-
-    def component(self, name: str) -> Json:
-        assert name in self.spec["components"]["schemas"], name
-        return {"$ref": f"#/components/schemas/{name}"}
-
-    def response(self, path: str, method: str, status: int) -> Json:
-        """The JSON schema of a documented response of a v3 operation."""
-        operation = self.spec["paths"][path][method.lower()]
-        schema: Json = operation["responses"][str(status)]["content"]["application/json"]["schema"]
-        return schema
-
-    def resolve(self, schema: Json) -> Json:
-        while "$ref" in schema:
-            node: Any = self.spec
-            for part in schema["$ref"].removeprefix("#/").split("/"):
-                node = node[part]
-            schema = node
-        return schema
-
-    def problems(self, value: Any, schema: Json, where: str = "$") -> list[str]:
-        schema = self.resolve(schema)
-        found = [p for part in schema.get("allOf", []) for p in self.problems(value, part, where)]
-        for key in ("anyOf", "oneOf"):
-            if key in schema and all(self.problems(value, option, where) for option in schema[key]):
-                found.append(f"{where}: matches no {key} option")
-        if value is None:
-            return found if schema.get("nullable") or "type" not in schema else [*found, f"{where}: null"]
-        kind = schema.get("type")
-        if kind and not self._is(value, kind):
-            return [*found, f"{where}: expected {kind}, got {type(value).__name__}"]
-        if "enum" in schema and value not in schema["enum"]:
-            found.append(f"{where}: {value!r} not in {schema['enum']}")
-        if schema.get("format") == "date-time" and isinstance(value, str):
-            found += self._date_time(value, where)
-        if isinstance(value, dict):
-            found += self._object(value, schema, where)
-        if isinstance(value, list) and "items" in schema:
-            found += [p for i, item in enumerate(value) for p in self.problems(item, schema["items"], f"{where}[{i}]")]
-        return found
-
-    def _is(self, value: Any, kind: str) -> bool:
-        return isinstance(value, self.TYPES[kind]) and not (kind in ("integer", "number") and isinstance(value, bool))
-
-    @staticmethod
-    def _date_time(value: str, where: str) -> list[str]:
-        try:
-            datetime.fromisoformat(value)
-        except ValueError:
-            return [f"{where}: {value!r} is not a date-time"]
-        return []
-
-    def _object(self, value: Json, schema: Json, where: str) -> list[str]:
-        found = [f"{where}.{name}: missing" for name in schema.get("required", []) if name not in value]
-        declared = schema.get("properties", {})
-        extra = schema.get("additionalProperties", True)
-        for key, item in value.items():
-            if key in declared:
-                found += self.problems(item, declared[key], f"{where}.{key}")
-            elif extra is False:
-                found.append(f"{where}.{key}: not in the schema")
-            elif isinstance(extra, dict):
-                found += self.problems(item, extra, f"{where}.{key}")
-        return found
-
-
-@functools.cache
-def schemas() -> Schemas:
-    return Schemas(json.loads(SPEC_PATH.read_text(encoding="utf-8")))
+def spec() -> OpenAPI:
+    return load(JIRA_SPEC)
 
 
 NESTED_FIELDS = {"status": "StatusDetails", "priority": "Priority", "issuetype": "IssueTypeDetails",
@@ -124,7 +45,7 @@ NESTED_FIELDS = {"status": "StatusDetails", "priority": "Priority", "issuetype":
 
 
 def assert_schema(value: Any, schema: Json) -> None:
-    problems = schemas().problems(value, schema)
+    problems = spec().problems(value, schema)
     assert not problems, problems
 
 
@@ -133,25 +54,25 @@ def assert_response(response: Any, v3_path: str, status: int | None = None) -> A
     expected = status or response.status_code
     assert response.status_code == expected, response.get_data(as_text=True)
     body = response.get_json()
-    assert_schema(body, schemas().response(v3_path, response.request.method, expected))
+    assert_schema(body, spec().response(v3_path, response.request.method, expected))
     return body
 
 
 def assert_error(response: Any, status: int) -> Json:
     assert response.status_code == status, response.get_data(as_text=True)
     body: Json = response.get_json()
-    assert_schema(body, schemas().component("ErrorCollection"))
+    assert_schema(body, spec().component("ErrorCollection"))
     return body
 
 
 def assert_issue(issue: Json) -> None:
     """An issue matches IssueBean, and its system fields match their own schemas."""
-    assert_schema(issue, schemas().component("IssueBean"))
+    assert_schema(issue, spec().component("IssueBean"))
     for field_id, name in NESTED_FIELDS.items():
         if issue["fields"].get(field_id) is not None:
-            assert_schema(issue["fields"][field_id], schemas().component(name))
+            assert_schema(issue["fields"][field_id], spec().component(name))
     for component in issue["fields"].get("components", []):
-        assert_schema(component, schemas().component("ProjectComponent"))
+        assert_schema(component, spec().component("ProjectComponent"))
 
 
 # -- fixtures ------------------------------------------------------------------------------------------
@@ -468,7 +389,7 @@ def transition_names(client: FlaskClient, key: str) -> list[str]:
     body = assert_response(call(client, "GET", f"{V2}/issue/{key}/transitions"),
                            f"{V3}/issue/{{issueIdOrKey}}/transitions", 200)
     for transition in body["transitions"]:
-        assert_schema(transition["to"], schemas().component("StatusDetails"))
+        assert_schema(transition["to"], spec().component("StatusDetails"))
     return [t["name"] for t in body["transitions"]]
 
 
@@ -555,7 +476,7 @@ def test_remote_links_upsert_by_global_id(client: FlaskClient) -> None:
 
     links = call(client, "GET", path).get_json()
     for item in links:  # the spec documents one RemoteIssueLink; Jira answers a list of them
-        assert_schema(item, schemas().component("RemoteIssueLink"))
+        assert_schema(item, spec().component("RemoteIssueLink"))
     assert [(lk["id"], lk["object"]["title"]) for lk in links] == [(10001, "NC-7: seal wear"), (other["id"], "x")]
     assert [lk["id"] for lk in call(client, "GET", f"{path}?globalId=qualio:NC-7").get_json()] == [10001]
     single = call(client, "GET", f"{path}/10001")
