@@ -45,16 +45,20 @@ class Claim:
         return max(d.attempts for d in self.deliveries)
 
 
-def _claimable(now: datetime) -> ColumnElement[bool]:
+def _claimable(now: datetime, worker_id: str) -> ColumnElement[bool]:
     return or_(
         and_(Delivery.status == "queued", Delivery.next_attempt_at <= now),
         and_(Delivery.status == "processing", Delivery.lease_expires_at <= now),  # a crashed worker's
+        # Our own: a worker claims only when it holds nothing, so these are left over from a sync
+        # whose release failed (the database was down); no need to wait out our own lease.
+        and_(Delivery.status == "processing", Delivery.claimed_by == worker_id),
     )
 
 
-def _held_elsewhere(nc_id: Any, now: datetime) -> Exists:
+def _held_elsewhere(nc_id: Any, now: datetime, worker_id: str) -> Exists:
     held = aliased(Delivery)
-    return exists().where(held.nc_id == nc_id, held.status == "processing", held.lease_expires_at > now)
+    return exists().where(held.nc_id == nc_id, held.status == "processing", held.lease_expires_at > now,
+                          held.claimed_by != worker_id)
 
 
 def claim_next(engine: Engine, worker_id: str, lease_seconds: float) -> Claim | None:
@@ -64,7 +68,7 @@ def claim_next(engine: Engine, worker_id: str, lease_seconds: float) -> Claim | 
         with engine.begin() as conn:
             now = utcnow()
             query = (select(Delivery.nc_id)
-                     .where(_claimable(now), ~_held_elsewhere(Delivery.nc_id, now))
+                     .where(_claimable(now, worker_id), ~_held_elsewhere(Delivery.nc_id, now, worker_id))
                      .order_by(Delivery.id).limit(1))
             if skipped:
                 query = query.where(Delivery.nc_id.not_in(skipped))
@@ -73,14 +77,14 @@ def claim_next(engine: Engine, worker_id: str, lease_seconds: float) -> Claim | 
             nc_id = conn.execute(query).scalar_one_or_none()
             if nc_id is None:
                 return None
-            if not _lock_nc(conn, nc_id, now):
+            if not _lock_nc(conn, nc_id, now, worker_id):
                 skipped.append(nc_id)
                 continue
             return _take(conn, nc_id, worker_id, now, lease_seconds)
     return None
 
 
-def _lock_nc(conn: Connection, nc_id: str, now: datetime) -> bool:
+def _lock_nc(conn: Connection, nc_id: str, now: datetime, worker_id: str) -> bool:
     """PostgreSQL: hold the NC's advisory lock until commit and re-check no one else holds the NC."""
     if conn.dialect.name != "postgresql":
         return True  # BEGIN IMMEDIATE already made this transaction the only writer
@@ -88,7 +92,7 @@ def _lock_nc(conn: Connection, nc_id: str, now: datetime) -> bool:
     if not locked.scalar_one():
         return False
     # A fresh statement sees commits made before we took the lock.
-    return not conn.execute(select(_held_elsewhere(nc_id, now))).scalar_one()
+    return not conn.execute(select(_held_elsewhere(nc_id, now, worker_id))).scalar_one()
 
 
 def _take(conn: Connection, nc_id: str, worker_id: str, now: datetime, lease_seconds: float) -> Claim:
@@ -97,7 +101,8 @@ def _take(conn: Connection, nc_id: str, worker_id: str, now: datetime, lease_sec
         update(Delivery)
         .where(Delivery.nc_id == nc_id,
                or_(Delivery.status == "queued",
-                   and_(Delivery.status == "processing", Delivery.lease_expires_at <= now)))
+                   and_(Delivery.status == "processing",
+                        or_(Delivery.lease_expires_at <= now, Delivery.claimed_by == worker_id))))
         .values(status="processing", claimed_by=worker_id, lease_expires_at=lease)
     )
     rows = conn.execute(
