@@ -49,9 +49,9 @@ RETRY_PAUSE_SECONDS = 0.2  # a 503 says Retry-After: 5; the test retries sooner 
 SEND_TIMEOUT = 15.0
 DRAIN_TIMEOUT = 40.0
 # A claim whose sync the outage cut off stays `processing` (the worker cannot re-queue it while the database is
-# down) and is taken over only when its lease expires: 120 s by default, which would stall that NC (and its newer
-# deliveries) for up to two minutes after the database is back. The test shortens it to stay bounded.
-LEASE = "3s"
+# down); the same worker takes it again as soon as the database is back, so the default lease (120 s) is kept
+# here to show that no NC waits for it.
+LEASE = "120s"
 BASE_TIME = datetime(2031, 3, 1, 8, 0, tzinfo=UTC)
 STATUS_IN_JIRA = {"open": "To Do", "under_investigation": "In Progress", "closed": "Done"}
 PRIORITY_IN_JIRA = {"minor": "Low", "major": "High", "critical": "Highest"}
