@@ -24,16 +24,15 @@ def receive() -> Response | tuple[Response, int]:
     settings = current_app.config["NC_SETTINGS"]
     verifier: Verifier = current_app.config["NC_VERIFIER"]
 
+    too_large = f"body is larger than the {settings.max_body_bytes}-byte limit"
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
-        return _refuse("too_large", 413, "Payload Too Large",
-                       f"body is larger than the {settings.max_body_bytes}-byte limit")
+        return _refuse("too_large", 413, "Payload Too Large", too_large)
     if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
         return _refuse("unsupported_media_type", 415, "Unsupported Media Type",
                        f"Content-Type must be application/json, got {request.mimetype or 'none'!r}")
     body = read_body(settings.max_body_bytes)
     if body is None:
-        return _refuse("too_large", 413, "Payload Too Large",
-                       f"body is larger than the {settings.max_body_bytes}-byte limit")
+        return _refuse("too_large", 413, "Payload Too Large", too_large)
     try:
         verified = verifier.verify({k.lower(): v for k, v in request.headers.items()}, body)
     except AuthError as exc:
