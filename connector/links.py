@@ -28,7 +28,19 @@ class Link:
     last_event_at: datetime | None
     fields_hash: str | None
     jira_status: str | None
-    nc_state: dict[str, Any]
+    nc_state: dict[str, Any]  # the NC's merged fields
+    field_times: dict[str, datetime]  # field -> event time that set it
+
+
+def _load_state(raw: str | None) -> tuple[dict[str, Any], dict[str, datetime]]:
+    data = json.loads(raw or "{}")
+    times = {k: datetime.fromisoformat(v) for k, v in data.get("setAt", {}).items()}
+    return data.get("fields", {}), times
+
+
+def dump_state(fields: dict[str, Any], set_at: dict[str, datetime]) -> str:
+    return json.dumps({"fields": fields, "setAt": {k: v.isoformat() for k, v in set_at.items()}},
+                      sort_keys=True, default=str)
 
 
 def _insert_ignore(conn: Connection, model: type, **values: Any) -> None:
@@ -37,8 +49,9 @@ def _insert_ignore(conn: Connection, model: type, **values: Any) -> None:
 
 
 def _to_link(row: Any) -> Link:
+    fields, times = _load_state(row.nc_state)
     return Link(row.nc_id, row.jira_key, row.state, row.create_started_at, row.last_event_at, row.fields_hash,
-                row.jira_status, json.loads(row.nc_state or "{}"))
+                row.jira_status, fields, times)
 
 
 def reserve(engine: Engine, nc_id: str) -> Link:
@@ -77,11 +90,11 @@ def mark_linked(engine: Engine, nc_id: str, jira_key: str, fields_hash: str | No
 
 
 def record_sync(conn: Connection, nc_id: str, *, fields_hash: str, jira_status: str | None,
-                last_event_at: datetime | None, nc_state: dict[str, Any]) -> None:
+                last_event_at: datetime | None, nc_state: dict[str, Any], field_times: dict[str, datetime]) -> None:
     """After a successful sync, inside the transaction that also finishes the deliveries."""
     conn.execute(update(NcLink).where(NcLink.nc_id == nc_id).values(
         fields_hash=fields_hash, jira_status=jira_status, last_event_at=last_event_at,
-        nc_state=json.dumps(nc_state, sort_keys=True, default=str), updated_at=utcnow()))
+        nc_state=dump_state(nc_state, field_times), updated_at=utcnow()))
 
 
 def posted_comment_keys(engine: Engine, nc_id: str) -> dict[str, str | None]:
@@ -92,10 +105,21 @@ def posted_comment_keys(engine: Engine, nc_id: str) -> dict[str, str | None]:
     return {key: comment_id for key, comment_id in rows}
 
 
+def uncertain_comments(engine: Engine, nc_id: str) -> dict[str, datetime]:
+    """comment key -> when its post was started, for posts whose outcome we never learned."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(CommentLink.comment_key, CommentLink.created_at)
+                            .where(CommentLink.nc_id == nc_id, CommentLink.jira_comment_id.is_(None))).all()
+    return {key: started for key, started in rows}
+
+
 def reserve_comment(engine: Engine, nc_id: str, key: str) -> None:
-    """Committed before the comment is posted (like mark_creating, for comments)."""
+    """Committed before the comment is posted (like mark_creating, for comments); stamps when."""
+    now = utcnow()
     with engine.begin() as conn:
-        _insert_ignore(conn, CommentLink, nc_id=nc_id, comment_key=key, created_at=utcnow())
+        _insert_ignore(conn, CommentLink, nc_id=nc_id, comment_key=key, created_at=now)
+        conn.execute(update(CommentLink).where(CommentLink.nc_id == nc_id, CommentLink.comment_key == key,
+                                               CommentLink.jira_comment_id.is_(None)).values(created_at=now))
 
 
 def record_comment(engine: Engine, nc_id: str, key: str, jira_comment_id: str) -> None:

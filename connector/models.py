@@ -105,7 +105,7 @@ class NcLink(Base):
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # newest event applied
     fields_hash: Mapped[str | None] = mapped_column(String(64))  # hash of the fields last sent
     jira_status: Mapped[str | None] = mapped_column(String(64))  # status last seen in Jira
-    nc_state: Mapped[str] = mapped_column(Text, default="{}")  # merged NC record (JSON)
+    nc_state: Mapped[str] = mapped_column(Text, default="{}")  # {"fields": merged NC record, "setAt": {field: time}}
 
 
 class CommentLink(Base):

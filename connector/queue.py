@@ -13,7 +13,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Exists, and_, exists, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Exists,
+    and_,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
@@ -55,10 +68,16 @@ def _claimable(now: datetime, worker_id: str) -> ColumnElement[bool]:
     )
 
 
-def _held_elsewhere(nc_id: Any, now: datetime, worker_id: str) -> Exists:
-    held = aliased(Delivery)
-    return exists().where(held.nc_id == nc_id, held.status == "processing", held.lease_expires_at > now,
-                          held.claimed_by != worker_id)
+def _unavailable(nc_id: Any, now: datetime, worker_id: str) -> Exists:
+    """The NC is held by another worker, or one of its deliveries waits out a retry delay.
+
+    The second matters: a new delivery must not pull a delivery in backoff forward, since that
+    delay may be Jira's Retry-After or the time a write whose answer was lost needs to land.
+    """
+    other = aliased(Delivery)
+    held = and_(other.status == "processing", other.lease_expires_at > now, other.claimed_by != worker_id)
+    waiting = and_(other.status == "queued", other.next_attempt_at > now)
+    return exists().where(other.nc_id == nc_id, or_(held, waiting))
 
 
 def claim_next(engine: Engine, worker_id: str, lease_seconds: float) -> Claim | None:
@@ -68,7 +87,7 @@ def claim_next(engine: Engine, worker_id: str, lease_seconds: float) -> Claim | 
         with engine.begin() as conn:
             now = utcnow()
             query = (select(Delivery.nc_id)
-                     .where(_claimable(now, worker_id), ~_held_elsewhere(Delivery.nc_id, now, worker_id))
+                     .where(_claimable(now, worker_id), ~_unavailable(Delivery.nc_id, now, worker_id))
                      .order_by(Delivery.id).limit(1))
             if skipped:
                 query = query.where(Delivery.nc_id.not_in(skipped))
@@ -92,7 +111,7 @@ def _lock_nc(conn: Connection, nc_id: str, now: datetime, worker_id: str) -> boo
     if not locked.scalar_one():
         return False
     # A fresh statement sees commits made before we took the lock.
-    return not conn.execute(select(_held_elsewhere(nc_id, now, worker_id))).scalar_one()
+    return not conn.execute(select(_unavailable(nc_id, now, worker_id))).scalar_one()
 
 
 def _take(conn: Connection, nc_id: str, worker_id: str, now: datetime, lease_seconds: float) -> Claim:
@@ -129,19 +148,29 @@ def finish(conn: Connection, claim: Claim, status: str, jira_key: str | None,
 
 
 def retry_later(engine: Engine, claim: Claim, error: str, delay: float, max_attempts: int,
-                count_attempt: bool = True) -> str:
-    """Queue the claim again after `delay` seconds, or bury it once the retry budget is spent."""
-    attempts = claim.attempts + (1 if count_attempt else 0)
-    status = "dead" if attempts >= max_attempts else "queued"
+                count_attempt: bool = True) -> int:
+    """Queue the claim again after `delay` seconds; a delivery whose own retry budget is spent is
+    buried instead. Returns how many became dead letters."""
+    step = 1 if count_attempt else 0
     now = utcnow()
+    spent = Delivery.attempts + step >= max_attempts
     with engine.begin() as conn:
         conn.execute(
             update(Delivery).where(_mine(claim))
-            .values(status=status, attempts=attempts, last_error=error[:4000], claimed_by=None,
-                    lease_expires_at=None, next_attempt_at=now + timedelta(seconds=delay),
-                    finished_at=now if status == "dead" else None)
+            .values(status=case((spent, "dead"), else_="queued"), attempts=Delivery.attempts + step,
+                    last_error=error[:4000], claimed_by=None, lease_expires_at=None,
+                    next_attempt_at=now + timedelta(seconds=delay), finished_at=case((spent, now), else_=None))
         )
-    return status
+        dead = conn.execute(select(func.count()).where(Delivery.id.in_(claim.ids), Delivery.status == "dead"))
+        return int(dead.scalar_one())
+
+
+def renew(engine: Engine, claim: Claim, lease_seconds: float) -> bool:
+    """Extend our lease before a Jira write; False when another worker has taken the NC over."""
+    with engine.begin() as conn:
+        renewed = conn.execute(update(Delivery).where(_mine(claim))
+                               .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))).rowcount
+    return bool(renewed)
 
 
 def bury(engine: Engine, claim: Claim, error: str) -> None:

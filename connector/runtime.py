@@ -33,7 +33,7 @@ def build_enricher(settings: Settings) -> Enricher | None:
 
 def build_syncer(settings: Settings, engine: Engine, gateway: JiraGateway | None = None) -> Syncer:
     return Syncer(engine, gateway or gateway_from_settings(settings), load_configured_mapping(settings),
-                  settings.jira_search_lag, build_enricher(settings))
+                  settings.jira_search_lag, build_enricher(settings), settings.worker_lease)
 
 
 def build_worker(settings: Settings, gateway: JiraGateway | None = None) -> Worker:

@@ -139,7 +139,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Key of the Jira project NCs go to (or issue.project in the mapping file).", required=True),
     Setting("jira_timeout", _positive_float, "float", "10", "Seconds before a Jira call times out."),
     Setting("jira_search_lag", parse_duration, "duration", "60s",
-            "How long Jira's search may lag a create; an unconfirmed create is not retried before this."),
+            "How long a Jira write whose answer was lost (timeout, dropped connection) may take to show, search "
+            "index lag included: such a create, edit or comment is not repeated before this."),
     Setting("mapping_file", lambda raw: raw.strip(), "path", "",
             "Mapping file (TOML). Empty: the shipped mappings/default.toml."),
     Setting("qualio_api_key", lambda raw: raw.strip(), "secret", None,

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from connector import links
+from connector import links, queue
 from connector.jira_gateway import JiraError, JiraGateway
 from connector.links import Link
 from connector.mapping import Mapping, marker_label
@@ -30,16 +30,18 @@ log = logging.getLogger(__name__)
 class RetryLater(Exception):
     """Try this claim again later; `delay` None means the worker's backoff decides."""
 
-    def __init__(self, message: str, delay: float | None = None, count_attempt: bool = True,
-                 pause_jira: bool = False) -> None:
+    def __init__(self, message: str, delay: float | None = None, count_attempt: bool = True) -> None:
         super().__init__(message)
         self.delay = delay
         self.count_attempt = count_attempt
-        self.pause_jira = pause_jira  # Jira asked every client to wait (Retry-After)
 
 
 class Permanent(Exception):
     """Retrying cannot help (bad field, missing transition): dead letter with this message."""
+
+
+class LeaseLost(Exception):
+    """Another worker took this NC over (our lease ran out mid-sync): stop, and leave its rows alone."""
 
 
 @dataclass(frozen=True)
@@ -58,35 +60,59 @@ class Enricher(Protocol):
 
 class Syncer:
     def __init__(self, engine: Engine, gateway: JiraGateway, mapping: Mapping, search_lag: float,
-                 enricher: Enricher | None = None) -> None:
+                 enricher: Enricher | None = None, lease_seconds: float = 120.0) -> None:
         self.engine = engine
-        self.jira = gateway
+        self.gateway = gateway
         self.mapping = mapping
-        self.search_lag = search_lag
+        self.search_lag = search_lag  # also how long a write whose answer we missed may take to show
         self.enricher = enricher
+        self.lease_seconds = lease_seconds
         self.resolver = CachedResolver(gateway)
+        self._claim: Claim | None = None  # the claim being synced (one at a time per worker)
 
     def sync(self, claim: Claim) -> SyncResult:
-        """Sync the claimed NC; raises RetryLater or Permanent (JiraError is translated)."""
+        """Sync the claimed NC; raises RetryLater, Permanent or LeaseLost (JiraError is translated)."""
+        self._claim = claim
         try:
             return self._sync(claim)
         except JiraError as exc:
-            if exc.retryable:
-                raise RetryLater(f"Jira: {exc.message}", exc.retry_after,
-                                 pause_jira=exc.retry_after is not None) from None
-            raise Permanent(f"Jira refused ({exc.status}): {exc.message}") from None
+            if not exc.retryable:
+                raise Permanent(f"Jira refused ({exc.status}): {exc.message}") from None
+            delay = exc.retry_after
+            if delay is not None:
+                # Tell every worker at once: the sooner this is shared, the fewer calls another
+                # worker starts in the meantime (the worker's own bookkeeping comes later).
+                queue.pause(self.engine, "jira", delay)
+            if exc.outcome_unknown:
+                # The write may still land: retrying at once could race it (an old edit landing
+                # after a newer one, a comment posted twice). Give it the time Jira takes to show it.
+                delay = max(delay or 0.0, self.search_lag)
+            raise RetryLater(f"Jira: {exc.message}", delay) from None
+        finally:
+            self._claim = None
+
+    def _jira(self, write: bool = False) -> JiraGateway:
+        """The gateway, once Jira allows calls again (Retry-After) and, for a write, our claim still holds."""
+        wait = queue.paused_for(self.engine, "jira")
+        if wait > 0:
+            raise RetryLater("Jira asked every client to wait (Retry-After)", delay=wait, count_attempt=False)
+        if write and self._claim is not None and not queue.renew(self.engine, self._claim, self.lease_seconds):
+            raise LeaseLost(f"lost the claim on {self._claim.nc_id} to another worker")
+        return self.gateway
 
     def _sync(self, claim: Claim) -> SyncResult:
         link = links.reserve(self.engine, claim.nc_id)
         deliveries = [Delivered(d.id, d.event_type, d.event_timestamp, parse_payload(d.payload))
                       for d in claim.deliveries]
-        snapshot = coalesce(link.nc_state, link.last_event_at, deliveries)
+        snapshot = coalesce(link.nc_state, link.field_times, link.last_event_at, deliveries)
         if not snapshot.applied:  # only unknown event types: recorded and ignored, never retried
             with self.engine.begin() as conn:
                 finish(conn, claim, "ignored", link.jira_key)
             return SyncResult(link.jira_key, False, 0, 0)
-        if self.enricher is not None:
-            snapshot.state.update(self.enricher.fetch(claim.nc_id))
+        if self.enricher is not None:  # Qualio's current record is newer than any delivery
+            fetched_at = utcnow()
+            for key, value in self.enricher.fetch(claim.nc_id).items():
+                snapshot.state[key], snapshot.set_at[key] = value, fetched_at
         snapshot.state["ncId"] = claim.nc_id
         plan = plan_sync(self.mapping, snapshot, link.nc_state, link.fields_hash,
                          links.posted_comment_keys(self.engine, claim.nc_id), self.resolver)
@@ -94,10 +120,10 @@ class Syncer:
         key, created = self._ensure_issue(link, plan, {"nc_id": claim.nc_id, "delivery_ids": claim.ids})
         writes = 1 if created else 0
         if not created and plan.fields_changed:
-            self.jira.update_issue(key, plan.edit_fields)
+            self._jira(write=True).update_issue(key, plan.edit_fields)
             writes += 1
         if plan.remote_link and (created or plan.link_changed):
-            self.jira.upsert_remote_link(key, plan.remote_link)
+            self._jira(write=True).upsert_remote_link(key, plan.remote_link)
             writes += 1
         links.mark_linked(self.engine, claim.nc_id, key, plan.fields_hash)
         status, moved = self._follow_status(key, link if not created else None, plan)
@@ -105,7 +131,8 @@ class Syncer:
         posted = self._post_comments(claim.nc_id, key, plan.comments)
         with self.engine.begin() as conn:
             links.record_sync(conn, claim.nc_id, fields_hash=plan.fields_hash, jira_status=status,
-                              last_event_at=snapshot.newest, nc_state=snapshot.state)
+                              last_event_at=snapshot.newest, nc_state=snapshot.state,
+                              field_times=snapshot.set_at)
             finish(conn, claim, "done", key, snapshot.applied)
             if snapshot.ignored:
                 finish(conn, claim, "ignored", key, snapshot.ignored)
@@ -118,7 +145,7 @@ class Syncer:
         if link.state == "linked" and link.jira_key:
             return link.jira_key, False
         label = marker_label(self.mapping, link.nc_id)
-        found = self.jira.find_issues_by_label(label, plan.create_fields["project"]["key"])
+        found = self._jira().find_issues_by_label(label, plan.create_fields["project"]["key"])
         if found:
             if len(found) > 1:
                 log.warning("several Jira issues carry the marker label; adopting the oldest",
@@ -133,9 +160,10 @@ class Syncer:
                 # A create was sent and its outcome is unknown; Jira's search may not show it yet.
                 raise RetryLater("an earlier create may exist in Jira; waiting out the search lag",
                                  delay=wait, count_attempt=False)
+        gateway = self._jira(write=True)
         links.mark_creating(self.engine, link.nc_id)
         try:
-            key = self.jira.create_issue(plan.create_fields)
+            key = gateway.create_issue(plan.create_fields)
         except JiraError as exc:
             if not exc.outcome_unknown:
                 links.mark_not_created(self.engine, link.nc_id)
@@ -150,13 +178,13 @@ class Syncer:
         known = link.jira_status if link else None
         if target is None or (known is not None and known.casefold() == target.casefold()):
             return known, 0
-        current = self.jira.get_issue(key).status
+        current = self._jira().get_issue(key).status
         if current.casefold() == target.casefold():
             return current, 0
-        options = self.jira.transitions(key)
+        options = self._jira().transitions(key)
         for transition in options:
             if transition.to_status.casefold() == target.casefold():
-                self.jira.transition_issue(key, transition.id)
+                self._jira(write=True).transition_issue(key, transition.id)
                 return transition.to_status, 1
         available = ", ".join(f"{t.name!r} -> {t.to_status!r}" for t in options) or "none"
         raise Permanent(f"no transition leads from {current!r} to {target!r} on {key}; available: {available}")
@@ -166,7 +194,7 @@ class Syncer:
     def _post_comments(self, nc_id: str, key: str, comments: tuple[PlannedComment, ...]) -> int:
         if not comments:
             return 0
-        uncertain = {k for k, v in links.posted_comment_keys(self.engine, nc_id).items() if v is None}
+        uncertain = links.uncertain_comments(self.engine, nc_id)  # key -> when its post was started
         already = self._comments_in_jira(key) if uncertain else {}
         posted = 0
         for comment in comments:
@@ -174,9 +202,15 @@ class Syncer:
             if marker in already:  # an earlier post whose answer we never saw did go through
                 links.record_comment(self.engine, nc_id, comment.key, already[marker])
                 continue
+            if comment.key in uncertain:
+                wait = (uncertain[comment.key] + timedelta(seconds=self.search_lag) - utcnow()).total_seconds()
+                if wait > 0:  # that post may still land: do not post a second copy yet
+                    raise RetryLater("an earlier comment post may still land in Jira; waiting", delay=wait,
+                                     count_attempt=False)
+            gateway = self._jira(write=True)
             links.reserve_comment(self.engine, nc_id, comment.key)
             try:
-                comment_id = self.jira.add_comment(key, comment.body)
+                comment_id = gateway.add_comment(key, comment.body)
             except JiraError as exc:
                 if not exc.outcome_unknown:
                     links.forget_comment(self.engine, nc_id, comment.key)
@@ -188,7 +222,7 @@ class Syncer:
     def _comments_in_jira(self, key: str) -> dict[str, str]:
         """marker -> comment id for the issue's comments that carry one of our markers."""
         found: dict[str, str] = {}
-        for comment_id, body in self.jira.comments(key):
+        for comment_id, body in self._jira().comments(key):
             last_line = body.rstrip().rsplit("\n", 1)[-1]
             if last_line.startswith("[qualio-comment:"):
                 found[last_line] = comment_id

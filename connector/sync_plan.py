@@ -4,8 +4,9 @@ No I/O here: the worker feeds in deliveries, the link row and a field resolver, 
 back what to send. Rules:
 - deliveries apply in event-timestamp order, receipt order within one second, so two
   same-second changes both count and the later-received one wins a conflict;
-- a delivery older than the newest state already applied contributes no field values
-  (an older state never overwrites a newer one), but its comment is still posted once;
+- each field remembers the event time that set it: an older delivery never overwrites a newer
+  value, but still fills fields no newer delivery has set (a dead letter replayed after newer
+  events loses nothing), and its comment is still posted once;
 - fields that render exactly as last sent make no Jira write.
 """
 
@@ -33,6 +34,7 @@ class Snapshot:
     """What the queued deliveries of one NC add up to."""
 
     state: dict[str, Any]
+    set_at: dict[str, datetime]  # field -> event time of the value in `state`
     newest: datetime | None
     comments: list[dict[str, Any]] = field(default_factory=list)
     applied: list[int] = field(default_factory=list)  # delivery ids that were synced
@@ -49,20 +51,25 @@ class Delivered:
     payload: dict[str, Any]
 
 
-def merge_state(snapshot: Snapshot, delivery: Delivered, stale: bool) -> None:
-    if not stale:
-        snapshot.state.update({k: v for k, v in delivery.payload.items() if k not in CHANGE_ONLY_KEYS})
+def merge_state(snapshot: Snapshot, delivery: Delivered) -> None:
+    for key, value in delivery.payload.items():
+        if key in CHANGE_ONLY_KEYS:
+            continue
+        known = snapshot.set_at.get(key)
+        if known is None or delivery.timestamp >= known:
+            snapshot.state[key] = value
+            snapshot.set_at[key] = delivery.timestamp
 
 
-def merge_comment(snapshot: Snapshot, delivery: Delivered, stale: bool) -> None:
-    merge_state(snapshot, delivery, stale)
+def merge_comment(snapshot: Snapshot, delivery: Delivered) -> None:
+    merge_state(snapshot, delivery)
     comment = delivery.payload.get("comment")
     if isinstance(comment, dict) and comment.get("body"):
         snapshot.comments.append(comment)
 
 
 # The supported event types are exactly this table's keys (the manifest is tested against it).
-HANDLERS: dict[str, Callable[[Snapshot, Delivered, bool], None]] = {
+HANDLERS: dict[str, Callable[[Snapshot, Delivered], None]] = {
     "nc.created": merge_state,
     "nc.updated": merge_state,
     "nc.status_changed": merge_state,
@@ -71,19 +78,18 @@ HANDLERS: dict[str, Callable[[Snapshot, Delivered, bool], None]] = {
 }
 
 
-def coalesce(known_state: dict[str, Any], last_event_at: datetime | None,
+def coalesce(known_state: dict[str, Any], known_set_at: dict[str, datetime], last_event_at: datetime | None,
              deliveries: Sequence[Delivered]) -> Snapshot:
     """Fold the deliveries, oldest event first, into the NC's last known state."""
-    snapshot = Snapshot(state=dict(known_state), newest=last_event_at)
+    snapshot = Snapshot(state=dict(known_state), set_at=dict(known_set_at), newest=last_event_at)
     for delivery in sorted(deliveries, key=lambda d: (d.timestamp, d.id)):
         handler = HANDLERS.get(delivery.event_type)
         if handler is None:
             snapshot.ignored.append(delivery.id)
             continue
-        stale = last_event_at is not None and delivery.timestamp < last_event_at
-        handler(snapshot, delivery, stale)
+        handler(snapshot, delivery)
         snapshot.applied.append(delivery.id)
-        if not stale and (snapshot.newest is None or delivery.timestamp > snapshot.newest):
+        if snapshot.newest is None or delivery.timestamp > snapshot.newest:
             snapshot.newest = delivery.timestamp
     return snapshot
 

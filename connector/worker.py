@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from connector import metrics, queue, store
 from connector.queue import Claim
 from connector.settings import Settings
-from connector.sync import Permanent, RetryLater, Syncer
+from connector.sync import LeaseLost, Permanent, RetryLater, Syncer
 from connector.wakeup import Waiter
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,10 @@ class Worker:
         try:
             result = self.syncer.sync(claim)
         except RetryLater as exc:
-            self._retry(claim, str(exc), exc.delay, exc.count_attempt, exc.pause_jira, context)
+            self._retry(claim, str(exc), exc.delay, exc.count_attempt, context)
+        except LeaseLost as exc:  # the NC is another worker's now: its rows are not ours to touch
+            metrics.SYNCS.labels("lease_lost").inc()
+            log.warning("%s", exc, extra=context)
         except Permanent as exc:
             queue.bury(self.engine, claim, str(exc))
             self.counts.dead += 1
@@ -74,7 +77,7 @@ class Worker:
             log.error("dead letter: %s", exc, extra=context)
         except Exception as exc:  # a bug or an unforeseen failure: retried within the budget, never lost
             log.exception("sync failed unexpectedly", extra=context)
-            self._retry(claim, f"{type(exc).__name__}: {exc}", None, True, False, context)
+            self._retry(claim, f"{type(exc).__name__}: {exc}", None, True, context)
         else:
             outcome = "ignored" if result.jira_key is None and result.writes == 0 else "synced"
             if outcome == "ignored":
@@ -85,18 +88,17 @@ class Worker:
             log.info("NC %s", outcome, extra={**context, "jira_key": result.jira_key, "issue_created": result.created,
                                               "jira_writes": result.writes, "comments_posted": result.comments})
 
-    def _retry(self, claim: Claim, error: str, delay: float | None, count_attempt: bool, pause_jira: bool,
+    def _retry(self, claim: Claim, error: str, delay: float | None, count_attempt: bool,
                context: dict[str, object]) -> None:
         wait = delay if delay is not None else backoff_delay(
             claim.attempts + 1, self.settings.retry_base, self.settings.retry_max)
-        if pause_jira and delay:
-            queue.pause(self.engine, "jira", delay)
-        status = queue.retry_later(self.engine, claim, error, wait, self.settings.max_attempts, count_attempt)
-        if status == "dead":
-            self.counts.dead += 1
+        dead = queue.retry_later(self.engine, claim, error, wait, self.settings.max_attempts, count_attempt)
+        if dead:
+            self.counts.dead += dead
             metrics.SYNCS.labels("dead").inc()
-            log.error("dead letter after %d attempts: %s", claim.attempts + 1, error, extra=context)
-        else:
+            log.error("%d dead letter(s) after %d attempts: %s", dead, self.settings.max_attempts, error,
+                      extra=context)
+        if dead < len(claim.ids):
             self.counts.retried += 1
             metrics.SYNCS.labels("retry").inc()
             log.warning("retry in %.1fs: %s", wait, error, extra=context)
@@ -112,6 +114,9 @@ class Worker:
 
     def run_forever(self, stop: threading.Event) -> None:
         log.info("worker started", extra={"worker": self.worker_id})
+        if self.settings.worker_lease <= self.settings.jira_timeout:
+            log.warning("NC_CONNECTOR_WORKER_LEASE is not longer than NC_CONNECTOR_JIRA_TIMEOUT: a slow Jira call "
+                        "can outlive the claim, and another worker then takes the NC over")
         waiter = Waiter(self.engine, stop)
         while not stop.is_set():
             try:

@@ -31,10 +31,14 @@ class FakeJira:
         self.fail_next: dict[str, list[JiraError]] = {}  # method -> errors to raise, in order
         self.lose_answer: set[str] = set()  # methods whose next call succeeds but "times out"
         self.search_visible = True  # False simulates Jira Cloud's search index lag
+        self.comments_visible = True  # False: a slow comment post has not landed yet
+        self.before: dict[str, Any] = {}  # method -> callable run as the call arrives (another worker acts)
         self._ids = itertools.count(1)
 
     def _enter(self, method: str, target: str) -> None:
         self.calls.append((method, target))
+        if method in self.before:
+            self.before.pop(method)()
         errors = self.fail_next.get(method)
         if errors:
             raise errors.pop(0)
@@ -64,6 +68,7 @@ class FakeJira:
     def update_issue(self, key: str, fields: dict[str, Any]) -> None:
         self._enter("update_issue", key)
         self.issues[key].fields.update(fields)
+        self._maybe_lose("update_issue")
 
     def get_issue(self, key: str) -> IssueState:
         self._enter("get_issue", key)
@@ -89,7 +94,7 @@ class FakeJira:
 
     def comments(self, key: str) -> list[tuple[str, str]]:
         self._enter("comments", key)
-        return list(self.issues[key].comments)
+        return list(self.issues[key].comments) if self.comments_visible else []
 
     def upsert_remote_link(self, key: str, link: dict[str, Any]) -> None:
         self._enter("upsert_remote_link", key)

@@ -60,3 +60,13 @@ def test_throttle_pauses_every_worker(engine):
     queue.pause(engine, "jira", 30)
     queue.pause(engine, "jira", 5)  # a shorter pause never shortens a longer one
     assert 25 < queue.paused_for(engine, "jira") <= 30
+
+
+def test_a_new_delivery_does_not_pull_a_waiting_one_forward(engine):
+    deliver(engine, "NC-1-1", "a")
+    claim = queue.claim_next(engine, "w1", 60)
+    queue.retry_later(engine, claim, "Jira: read timed out", delay=30, max_attempts=5)
+    deliver(engine, "NC-1-1", "b")  # due now, but its NC waits for the retry delay
+    deliver(engine, "NC-2-2", "c")
+    assert queue.claim_next(engine, "w1", 60).nc_id == "NC-2-2"
+    assert queue.claim_next(engine, "w2", 60) is None

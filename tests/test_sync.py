@@ -270,3 +270,82 @@ def test_every_log_line_about_a_sync_names_the_nc_deliveries_and_issue(engine, w
     assert about
     for record in about:
         assert record.nc_id == "NCR-12" and record.delivery_ids == [1] and record.jira_key == "QA-1"
+
+
+def test_retry_after_received_by_another_worker_stops_this_sync_between_calls(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))
+    jira.before["create_issue"] = lambda: queue.pause(engine, "jira", 30)  # another worker got a 429
+    worker.run_once()
+    assert [m for m, _ in jira.writes()] == ["create_issue"]  # no remote link sent during the pause
+    with engine.connect() as conn:
+        row = conn.execute(select(Delivery)).one()
+    assert row.status == "queued" and row.attempts == 0  # waiting is not a failed attempt
+
+
+def test_a_sync_that_lost_its_claim_writes_nothing_more(engine, worker, jira):
+    deliver(engine, load_fixture("same_second_comment_added"))
+    take_over = update(Delivery).values(claimed_by="other-worker")
+    jira.before["create_issue"] = lambda: _run(engine, take_over)
+    worker.run_once()
+    assert [m for m, _ in jira.writes()] == ["create_issue"]  # no link, no transition, no comment
+    with engine.connect() as conn:
+        row = conn.execute(select(Delivery)).one()
+    assert row.status == "processing" and row.claimed_by == "other-worker"  # left alone
+
+
+def _run(engine, statement) -> None:
+    with engine.begin() as conn:
+        conn.execute(statement)
+
+
+def test_a_comment_post_that_may_still_land_is_not_posted_again_yet(engine, worker, jira):
+    deliver(engine, load_fixture("same_second_comment_added"))
+    jira.lose_answer.add("add_comment")
+    jira.comments_visible = False  # Jira has not shown the slow post yet
+    drain(worker)
+    (issue,) = jira.issues.values()
+    assert len(issue.comments) == 1 and statuses(engine) == ["queued"]
+    jira.comments_visible = True
+    drain(worker)
+    assert len(issue.comments) == 1 and statuses(engine) == ["done"]
+
+
+def test_an_edit_whose_answer_was_lost_is_not_repeated_before_it_can_land(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))
+    drain(worker)
+    deliver(engine, {**load_fixture("nc_created"), "eventType": "nc.updated", "title": "Renamed",
+                     "timestamp": "2025-02-02T08:00:00Z"})
+    jira.lose_answer.add("update_issue")
+    worker.run_once()
+    with engine.connect() as conn:
+        row = conn.execute(select(Delivery).order_by(Delivery.id.desc())).first()
+    assert row.status == "queued" and row.next_attempt_at > utcnow() + timedelta(seconds=50)
+
+
+def test_each_delivery_has_its_own_retry_budget(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))
+    with engine.begin() as conn:
+        conn.execute(update(Delivery).values(attempts=2))  # one attempt left
+    deliver(engine, {**load_fixture("nc_created"), "eventType": "nc.updated", "title": "Later",
+                     "timestamp": "2025-02-02T08:00:00Z"})
+    jira.fail_next["find_issues_by_label"] = [JiraError("down", status=503, retryable=True)]
+    worker.run_once()
+    assert statuses(engine) == ["dead", "queued"]
+
+
+def test_a_dead_letter_replayed_after_newer_events_still_applies_what_they_did_not_change(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))
+    drain(worker)
+    status_change = {**load_fixture("nc_created"), "eventType": "nc.status_changed", "status": "under_investigation",
+                     "timestamp": "2025-02-02T08:00:00Z"}
+    deliver(engine, status_change)
+    jira.fail_next["update_issue"] = [JiraError("bad field", status=400, retryable=False)]
+    drain(worker)
+    assert statuses(engine) == ["done", "dead"]
+    deliver(engine, {"eventType": "nc.updated", "ncId": "NCR-12", "timestamp": "2025-02-03T08:00:00Z",
+                     "title": "Newer title"})
+    drain(worker)
+    queue.replay(engine, all_dead=True)
+    drain(worker)
+    (issue,) = jira.issues.values()
+    assert issue.status == "In Progress" and issue.fields["summary"] == "[NCR-12] Newer title"

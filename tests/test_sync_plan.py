@@ -24,7 +24,7 @@ def delivered(i: int, payload: dict, at: datetime = T0) -> Delivered:
 
 def test_same_second_changes_both_apply_in_receipt_order():
     a, b = load_fixture("same_second_pair_a"), load_fixture("same_second_pair_b")
-    snapshot = coalesce({}, None, [delivered(2, b), delivered(1, a)])
+    snapshot = coalesce({}, {}, None, [delivered(2, b), delivered(1, a)])
     assert snapshot.applied == [1, 2]
     assert snapshot.state["severity"] == "major"  # b was received later
     assert snapshot.newest == T0
@@ -32,28 +32,30 @@ def test_same_second_changes_both_apply_in_receipt_order():
 
 def test_an_older_state_never_overwrites_a_newer_one():
     known = {"status": "closed", "title": "T"}
-    older = {"eventType": "nc.updated", "ncId": "NC-1-1", "status": "open",
+    known_at = {"status": T0, "title": T0}
+    older = {"eventType": "nc.updated", "ncId": "NC-1-1", "status": "open", "severity": "minor",
              "comment": {"id": "c-9", "body": "late but real"}}
-    snapshot = coalesce(known, T0, [delivered(5, older, T0 - timedelta(minutes=1))])
+    snapshot = coalesce(known, known_at, T0, [delivered(5, older, T0 - timedelta(minutes=1))])
     assert snapshot.state["status"] == "closed"
+    assert snapshot.state["severity"] == "minor"  # no newer value known: the late delivery still counts
     assert snapshot.applied == [5] and snapshot.newest == T0
     older_comment = {**older, "eventType": "nc.comment_added"}
-    assert coalesce(known, T0, [delivered(6, older_comment, T0 - timedelta(1))]).comments  # still posted
+    assert coalesce(known, known_at, T0, [delivered(6, older_comment, T0 - timedelta(1))]).comments  # posted
 
 
 def test_unknown_event_types_are_ignored():
-    snapshot = coalesce({}, None, [delivered(1, load_fixture("unknown_event_type"))])
+    snapshot = coalesce({}, {}, None, [delivered(1, load_fixture("unknown_event_type"))])
     assert snapshot.ignored == [1] and snapshot.applied == []
 
 
 def test_change_only_keys_are_not_part_of_the_state():
-    snapshot = coalesce({}, None, [delivered(1, load_fixture("same_second_comment_added"))])
+    snapshot = coalesce({}, {}, None, [delivered(1, load_fixture("same_second_comment_added"))])
     assert "comment" not in snapshot.state and "changedFields" not in snapshot.state
     assert snapshot.comments[0]["id"] == "c-1001"
 
 
 def test_plan_marks_unchanged_fields_and_skips_posted_comments(mapping):
-    snapshot = coalesce({}, None, [delivered(1, load_fixture("same_second_comment_added"))])
+    snapshot = coalesce({}, {}, None, [delivered(1, load_fixture("same_second_comment_added"))])
     first = plan_sync(mapping, snapshot, {}, None, {}, None)
     assert first.fields_changed and len(first.comments) == 1
     assert first.create_fields["project"] == {"key": "QA"}
@@ -67,7 +69,7 @@ def test_plan_marks_unchanged_fields_and_skips_posted_comments(mapping):
 
 
 def test_status_maps_to_a_jira_status(mapping):
-    snapshot = coalesce({}, None, [delivered(1, load_fixture("nc_closed"))])
+    snapshot = coalesce({}, {}, None, [delivered(1, load_fixture("nc_closed"))])
     assert plan_sync(mapping, snapshot, {}, None, {}, None).target_status == "Done"
 
 

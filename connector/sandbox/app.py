@@ -659,14 +659,20 @@ def all_issues() -> ResponseReturnValue:
 
 @control.get("/requests")
 def request_log() -> ResponseReturnValue:
-    """The request log, optionally filtered by ?method=, ?path= (glob) and ?since= (sequence number)."""
+    """The request log, optionally filtered by ?method=, ?path= (glob) and ?since= (sequence number);
+    ?grace=S: requests within S seconds of a Retry-After answer count as already in flight."""
     state = sandbox()
     method, pattern = request.args.get("method", "*").upper(), request.args.get("path", "*")
     since = int_param(request.args, "since", 0)
     records = [r.to_json() for r in state.requests()
                if r.seq > since and method in ("*", r.method) and fnmatchcase(r.path, pattern)]
     same_path = request.args.get("samePath", "").lower() == "true"
-    return jsonify(requests=records, retryAfterViolations=state.retry_after_violations(same_path=same_path))
+    try:
+        grace = float(request.args.get("grace", "0"))
+    except ValueError:
+        raise JiraError(400, ["grace must be a number of seconds"]) from None
+    violations = state.retry_after_violations(same_path=same_path, grace=grace)
+    return jsonify(requests=records, retryAfterViolations=violations)
 
 
 @control.route("/faults", methods=["GET", "POST"])

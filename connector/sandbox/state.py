@@ -1383,11 +1383,12 @@ class SandboxState:
         with self._lock:
             return [dataclasses.replace(record) for record in self._log]
 
-    def retry_after_violations(self, *, same_path: bool = False) -> list[JsonDict]:
+    def retry_after_violations(self, *, same_path: bool = False, grace: float = 0.0) -> list[JsonDict]:
         """Requests that arrived after a Retry-After answer was sent but before it had elapsed.
 
         Global by default (Jira's limits are per tenant); `same_path` only counts repeats of the limited
-        method and path.
+        method and path. `grace`: requests arriving within that many seconds of the answer count as
+        already in flight (another client of the same tenant could not have known yet).
         """
         records = self.requests()
         found = []
@@ -1399,7 +1400,7 @@ class SandboxState:
                 if later.time >= not_before:
                     break  # the log is in arrival order
                 same = (later.method, later.path) == (limited.method, limited.path)
-                if later.time >= limited.answered and (same or not same_path):
+                if later.time >= limited.answered + grace and (same or not same_path):
                     found.append({"limited": limited.seq, "request": later.seq, "arrived": later.time,
                                   "notBefore": not_before, "early": not_before - later.time})
         return found

@@ -131,6 +131,7 @@ class Cluster:
         self.webs: list[subprocess.Popen[bytes]] = []
         self.bases: list[str] = []
         self.workers: list[subprocess.Popen[bytes]] = []  # one per slot; a restarted worker takes its slot
+        self.worker_logs: dict[int, Path] = {}
         self.started_workers = 0
 
     def start_web(self, instances: int = 1, processes: int = 1, timeout: float = 60) -> list[str]:
@@ -153,7 +154,22 @@ class Cluster:
 
     def _spawn_worker(self) -> subprocess.Popen[bytes]:
         self.started_workers += 1
-        return start(["worker"], self.env, self.log_dir / f"worker-{self.started_workers}.log")
+        log = self.log_dir / f"worker-{self.started_workers}.log"
+        proc = start(["worker"], self.env, log)
+        self.worker_logs[proc.pid] = log
+        return proc
+
+    def wait_workers_started(self, timeout: float = 30) -> bool:
+        """Wait (bounded) until every current worker has logged "worker started" (needs LOG_LEVEL INFO)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            logs = [self.worker_logs[proc.pid] for proc in self.workers]
+            if all(path.exists() and "worker started" in path.read_text(errors="replace") for path in logs):
+                return True
+            if not self.workers_alive():
+                return False
+            time.sleep(0.1)
+        return False
 
     def worker_slot(self, pid: int) -> int | None:
         return next((slot for slot, proc in enumerate(self.workers) if proc.pid == pid), None)
@@ -323,6 +339,7 @@ class ExpectedNc:
     status: str | None = None
     priority: str | None = None
     comments: tuple[str, ...] = ()  # a text each comment's body contains, exactly once
+    description_has: tuple[str, ...] = ()  # texts the description must contain
 
 
 def nc_id(number: int, prefix: str = "NC-2026") -> str:
@@ -344,7 +361,7 @@ def nc_story(nc: str, number: int, start_at: datetime = BASE_TIME, url: bool = F
     phase 1  two distinct changes in the same second: severity -> major, status -> under_investigation
     phase 2  in one second: the title changes, and a comment is added
     Jira afterwards: summary "[nc] Final title...", In Progress (under_investigation), priority High
-    (major), the comment exactly once.
+    (major), both same-second changes in the description, the comment exactly once.
     """
     t0, t1, t2 = (stamp(start_at + timedelta(minutes=m)) for m in (0, 1, 2))
     created: dict[str, Any] = {"eventType": "nc.created", "ncId": nc, "timestamp": t0,
@@ -363,7 +380,9 @@ def nc_story(nc: str, number: int, start_at: datetime = BASE_TIME, url: bool = F
     comment = {"eventType": "nc.comment_added", "ncId": nc, "timestamp": t2, "changedFields": ["comments"],
                "comment": {"id": f"{nc}-c1", "author": "sam@example.com", "createdAt": t2,
                            "body": f"Containment done for {nc} ({marker})."}}
-    expected = ExpectedNc(nc, f"[{nc}] {title}", status="In Progress", priority="High", comments=(marker,))
+    expected = ExpectedNc(nc, f"[{nc}] {title}", status="In Progress", priority="High", comments=(marker,),
+                          description_has=("*Severity:* major", "*Qualio status:* under_investigation",
+                                           f"Deviation {number} found"))
     return [[created], [severity, status], [final, comment]], expected
 
 
@@ -392,10 +411,12 @@ def waiting_deliveries(engine: Engine) -> int:
                    .scalar_one())
 
 
-def drain(engine: Engine, timeout: float = 60, settle: float = 0.0) -> bool:
-    """Wait (bounded) until no delivery is queued or processing; False on timeout."""
+def drain(engine: Engine, timeout: float = 60, settle: float = 0.0, cluster: Cluster | None = None) -> bool:
+    """Wait (bounded) until no delivery is queued or processing; False on timeout or when a worker died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if cluster is not None and not cluster.workers_alive():
+            return False
         if waiting_deliveries(engine) == 0:
             if settle:
                 time.sleep(settle)
@@ -437,7 +458,7 @@ def check_consistency(engine: Engine, sandbox: Sandbox, expected: Sequence[Expec
                       finished: Sequence[str] = ("done",)) -> Consistency:
     """Jira and the tables against what was sent; counts lost and doubled (and lists every problem).
 
-    lost: an NC without an issue, a final field value (summary, status, priority) not in Jira, a
+    lost: an NC without an issue, a final field value (summary, status, priority, description) not in Jira, a
     comment missing, a delivery not finished, a distinct delivery taken for a duplicate.
     doubled: a second issue for an NC, a comment posted twice, a duplicate stored as a new delivery.
     `distinct`: distinct payloads sent (fingerprints and deliveries expected); `sightings`: copies
@@ -494,6 +515,10 @@ def check_consistency(engine: Engine, sandbox: Sandbox, expected: Sequence[Expec
         priority = (fields.get("priority") or {}).get("name")
         if nc.priority is not None and priority != nc.priority:
             result.problem(f"{nc.nc_id} ({issue['key']}): priority {priority!r}, expected {nc.priority!r}", lost=1)
+        description = str(fields.get("description") or "")
+        for text in nc.description_has:
+            if text not in description:
+                result.problem(f"{nc.nc_id} ({issue['key']}): description lacks {text!r}", lost=1)
         bodies = [str(c.get("body", "")) for i in found for c in (i["fields"].get("comment") or {}).get("comments", [])]
         for marker in nc.comments:
             seen = sum(marker in body for body in bodies)

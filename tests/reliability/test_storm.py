@@ -47,14 +47,14 @@ def run_storm(scenario: str, cluster: Cluster, pg_engine, sandbox: Sandbox, ncs:
         stories.append(story)
         expected.append(wanted)
     rand = random.Random(f"{scenario}-{ncs}")
-    load = LoadGenerator(bases, threads=CLIENT_THREADS, deadline=240)
+    load = LoadGenerator(bases, threads=CLIENT_THREADS, deadline=240 * soak_factor())
     distinct = 0
     for phase in range(3):  # a phase is sent once the one before is acknowledged; workers sync throughout
         shots = phase_shots(stories, phase, COPIES, rand, targets=len(bases))
         distinct += len(shots) // COPIES
         load.send(shots)
     sent_seconds = load.result.seconds
-    drained = drain(pg_engine, timeout=120 * soak_factor())
+    drained = drain(pg_engine, timeout=120 * soak_factor(), cluster=cluster)
     result = check_consistency(pg_engine, sandbox, expected, distinct=distinct, sightings=load.result.acknowledged)
     elapsed = time.monotonic() - started
     note = (f"{ncs} NCs, {distinct} distinct x{COPIES} from {CLIENT_THREADS} threads to {len(bases)} instance(s) "
@@ -83,5 +83,5 @@ def test_duplicate_storm_across_processes(cluster, pg_engine, sandbox):
 
 def test_several_instances_one_database(cluster, pg_engine, sandbox):
     """Scenario 7: two separately started `serve --no-worker` instances on one database, clients alternating."""
-    run_storm("7 instances, one database", cluster, pg_engine, sandbox, ncs=200 * soak_factor(), instances=2,
+    run_storm("7 instances, one database", cluster, pg_engine, sandbox, ncs=300 * soak_factor(), instances=2,
               processes=1, prefix="NC-2027")
