@@ -130,12 +130,14 @@ class Syncer:
         writes += moved
         posted = self._post_comments(claim.nc_id, key, plan.comments)
         with self.engine.begin() as conn:
+            if finish(conn, claim, "done", key, snapshot.applied) < len(snapshot.applied):
+                # Another worker took the NC over and may have recorded newer state: keep ours out.
+                raise LeaseLost(f"lost the claim on {claim.nc_id} before recording the sync")
+            if snapshot.ignored:
+                finish(conn, claim, "ignored", key, snapshot.ignored)
             links.record_sync(conn, claim.nc_id, fields_hash=plan.fields_hash, jira_status=status,
                               last_event_at=snapshot.newest, nc_state=snapshot.state,
                               field_times=snapshot.set_at)
-            finish(conn, claim, "done", key, snapshot.applied)
-            if snapshot.ignored:
-                finish(conn, claim, "ignored", key, snapshot.ignored)
         return SyncResult(key, created, writes + posted, posted)
 
     # -- the issue ---------------------------------------------------------------------------

@@ -349,3 +349,16 @@ def test_a_dead_letter_replayed_after_newer_events_still_applies_what_they_did_n
     drain(worker)
     (issue,) = jira.issues.values()
     assert issue.status == "In Progress" and issue.fields["summary"] == "[NCR-12] Newer title"
+
+
+def test_a_sync_that_lost_its_claim_after_its_last_write_records_nothing(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))
+    drain(worker)
+    deliver(engine, {**load_fixture("nc_created"), "eventType": "nc.updated", "title": "Renamed",
+                     "timestamp": "2025-02-02T08:00:00Z"})
+    take_over = update(Delivery).where(Delivery.status == "processing").values(claimed_by="other-worker")
+    jira.before["upsert_remote_link"] = lambda: _run(engine, take_over)  # the last write of this sync
+    before = links.get(engine, "NCR-12")
+    worker.run_once()
+    after = links.get(engine, "NCR-12")
+    assert after.nc_state == before.nc_state and after.last_event_at == before.last_event_at
