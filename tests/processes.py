@@ -1,4 +1,5 @@
-"""Real processes for tests: start on a free loopback port, wait until ready, end by PID."""
+"""Real processes for tests: start on a free loopback port, wait until ready, wait until the workers have
+drained the queue, end by PID."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+from sqlalchemy import Engine, func, select
+
+from connector.models import Delivery
+
+WAITING = ("queued", "processing")
 
 
 def free_port() -> int:
@@ -65,3 +71,29 @@ def running(args: Sequence[str], env: dict[str, str], log_path: Path,
         yield proc
     finally:
         stop(proc)
+
+
+def waiting_deliveries(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).where(Delivery.status.in_(WAITING))).scalar_one())
+
+
+def drain(engine: Engine, timeout: float = 60, alive: Callable[[], bool] | None = None) -> bool:
+    """Wait (bounded) until no delivery is queued or processing; False on timeout or once `alive()` is False."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if alive is not None and not alive():
+            return False
+        if waiting_deliveries(engine) == 0:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def drained(engine: Engine, timeout: float = 40) -> None:
+    """`drain`, raising TimeoutError with what is left on timeout."""
+    if not drain(engine, timeout):
+        with engine.connect() as conn:
+            left = conn.execute(select(Delivery.id, Delivery.nc_id, Delivery.status, Delivery.attempts,
+                                       Delivery.last_error).where(Delivery.status.in_(WAITING))).all()
+        raise TimeoutError(f"queue not drained after {timeout}s: {left[:10]}")

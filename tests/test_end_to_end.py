@@ -14,62 +14,28 @@ import requests
 from sqlalchemy import func, select
 
 from connector.models import CommentLink, Delivery, NcLink
-from tests.conftest import TEST_SECRET, load_fixture
+from tests.conftest import load_fixture
 from tests.helpers import body_of, signed
-from tests.processes import free_port, running, start, stop
+from tests.processes import drained, free_port, running, start, stop
+from tests.sandbox_client import Sandbox, connector_env, running_sandbox
 
 pytestmark = pytest.mark.slow
 
 
-class Sandbox:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def faults(self, **spec: Any) -> None:
-        requests.post(f"{self.url}/_sandbox/faults", json=spec, timeout=5).raise_for_status()
-
-    def issues(self) -> list[dict[str, Any]]:
-        return list(requests.get(f"{self.url}/_sandbox/issues", timeout=5).json()["issues"])
-
-    def stats(self) -> dict[str, Any]:
-        return dict(requests.get(f"{self.url}/_sandbox/stats", timeout=5).json())
-
-    def requests_log(self, **query: str) -> dict[str, Any]:
-        return dict(requests.get(f"{self.url}/_sandbox/requests", params=query, timeout=5).json())
-
-
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with running(["sandbox", "--port", str(port), "--quiet"], {}, tmp_path / "sandbox.log",
-                 ready_url=f"{url}/_sandbox/health"):
-        yield Sandbox(url)
+    with running_sandbox(tmp_path / "sandbox.log") as client:
+        yield client
 
 
-def connector_env(db_url: str, sandbox: Sandbox, **extra: str) -> dict[str, str]:
-    return {"NC_CONNECTOR_DATABASE_URL": db_url, "NC_CONNECTOR_WEBHOOK_SECRET": TEST_SECRET,
-            "NC_CONNECTOR_JIRA_URL": sandbox.url, "NC_CONNECTOR_JIRA_PAT": "sandbox-pat",
-            "NC_CONNECTOR_JIRA_PROJECT": "QA", "NC_CONNECTOR_WORKER_POLL_INTERVAL": "0.1s",
-            "NC_CONNECTOR_RETRY_BASE": "0.5s", "NC_CONNECTOR_RETRY_MAX": "2s", "NC_CONNECTOR_JIRA_TIMEOUT": "2",
-            "NC_CONNECTOR_JIRA_SEARCH_LAG": "2s", **extra}
+def e2e_env(db_url: str, sandbox: Sandbox, **extra: str) -> dict[str, str]:
+    return connector_env(db_url, sandbox, **{"NC_CONNECTOR_JIRA_SEARCH_LAG": "2s", **extra})
 
 
 def send(base: str, payload: dict[str, Any], webhook_id: str | None = None) -> int:
     body = body_of(payload)
     return requests.post(f"{base}/webhooks/qualio", data=body, headers=signed(body, webhook_id=webhook_id),
                          timeout=10).status_code
-
-
-def drained(engine: Any, timeout: float = 40) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with engine.connect() as conn:
-            waiting = conn.execute(select(func.count()).where(Delivery.status.in_(("queued", "processing"))))
-            if waiting.scalar_one() == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError("queue not drained")
 
 
 def nc_payloads(count: int) -> list[dict[str, Any]]:
@@ -80,7 +46,7 @@ def nc_payloads(count: int) -> list[dict[str, Any]]:
 def test_duplicate_bursts_two_workers_one_issue_per_nc(db_url, engine, sandbox, tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = connector_env(db_url, sandbox)
+    env = e2e_env(db_url, sandbox)
     with running(["serve", "--port", str(port), "--workers", "2"], env, tmp_path / "serve.log",
                  ready_url=f"{base}/readyz"), \
          running(["worker"], env, tmp_path / "worker2.log"):
@@ -108,8 +74,8 @@ def create_requests(sandbox: Sandbox) -> list[dict[str, Any]]:
 def test_sigkill_between_create_and_commit_makes_no_second_issue(db_url, engine, sandbox, tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = connector_env(db_url, sandbox, NC_CONNECTOR_WORKER_LEASE="2s", NC_CONNECTOR_JIRA_SEARCH_LAG="6s",
-                        NC_CONNECTOR_JIRA_TIMEOUT="10")
+    env = e2e_env(db_url, sandbox, NC_CONNECTOR_WORKER_LEASE="2s", NC_CONNECTOR_JIRA_SEARCH_LAG="6s",
+                  NC_CONNECTOR_JIRA_TIMEOUT="10")
     # Jira takes 3 s over the create and applies it; the worker is killed while it waits for the answer.
     sandbox.faults(faults=[{"kind": "slow", "seconds": 3, "method": "POST", "path": "/rest/api/2/issue"}])
     with running(["serve", "--port", str(port), "--workers", "1", "--no-worker"], env, tmp_path / "serve.log",
@@ -136,7 +102,7 @@ def test_sigkill_between_create_and_commit_makes_no_second_issue(db_url, engine,
 def test_connection_dropped_after_create_makes_no_second_issue(db_url, engine, sandbox, tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = connector_env(db_url, sandbox)
+    env = e2e_env(db_url, sandbox)
     sandbox.faults(faults=[{"kind": "drop_after", "method": "POST", "path": "/rest/api/2/issue"}])
     with running(["serve", "--port", str(port), "--workers", "1"], env, tmp_path / "serve.log",
                  ready_url=f"{base}/readyz"):
@@ -148,7 +114,7 @@ def test_connection_dropped_after_create_makes_no_second_issue(db_url, engine, s
 def test_jira_outage_and_rate_limit_honour_retry_after(db_url, engine, sandbox, tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = connector_env(db_url, sandbox)
+    env = e2e_env(db_url, sandbox)
     sandbox.faults(faults=[{"kind": "unavailable", "count": 2, "retryAfter": 2},
                            {"kind": "rate_limit", "count": 2, "retryAfter": 1}])
     with running(["serve", "--port", str(port), "--workers", "1"], env, tmp_path / "serve.log",
@@ -165,7 +131,7 @@ def test_jira_outage_and_rate_limit_honour_retry_after(db_url, engine, sandbox, 
 
 
 def test_dead_letter_then_replay_after_the_fix(db_url, engine, sandbox, tmp_path):
-    env = connector_env(db_url, sandbox)
+    env = e2e_env(db_url, sandbox)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     bad_mapping = tmp_path / "bad.toml"
@@ -196,7 +162,7 @@ def test_dead_letter_then_replay_after_the_fix(db_url, engine, sandbox, tmp_path
 def test_out_of_order_update_keeps_the_newest_state(db_url, engine, sandbox, tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = connector_env(db_url, sandbox)
+    env = e2e_env(db_url, sandbox)
     newest = {**load_fixture("nc_created"), "eventType": "nc.updated", "title": "Newest",
               "timestamp": "2025-02-05T00:00:00Z"}
     older = {**load_fixture("nc_created"), "eventType": "nc.updated", "title": "Older",
@@ -217,7 +183,7 @@ def test_mappings_check_live_against_the_sandbox(sandbox, tmp_path):
     import subprocess
     import sys
 
-    env = {**os.environ, **connector_env("sqlite:///unused.db", sandbox)}
+    env = {**os.environ, **e2e_env("sqlite:///unused.db", sandbox)}
     check = [sys.executable, "-m", "connector", "mappings", "check"]
     fixture = Path(__file__).parent / "fixtures" / "nc_created.json"
     ok = subprocess.run([*check, "--live", "--payload", str(fixture)], env=env, capture_output=True, text=True,

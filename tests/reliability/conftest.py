@@ -1,7 +1,7 @@
 """Shared fixtures and helpers of the reliability suite.
 
 - `sandbox`: the Jira sandbox as a real process (`nc-connector sandbox`), with its control API.
-- `pg_db_url` / `pg_engine`: this run's PostgreSQL database (tests/conftest.py `pg_url`), emptied per test.
+- `pg_engine`: this run's PostgreSQL database (tests/conftest.py `pg_url`), emptied per test.
 - `cluster`: the connector's processes for one test (`serve --no-worker` instances and `worker`
   processes), every one ended by its PID when the test ends, also when it fails.
 - `LoadGenerator`: several client threads (one requests.Session each) posting signed deliveries,
@@ -32,91 +32,31 @@ from sqlalchemy import Engine, func, select
 
 from connector import db
 from connector.models import CommentLink, Delivery, Fingerprint, NcLink
-from tests.conftest import TEST_SECRET, truncate
+from tests.conftest import truncate
 from tests.helpers import signed
-from tests.processes import free_port, running, start, stop, wait_ready
-
-MARKER_PREFIX = "qualio-nc-"
-JIRA_WRITE_STATS = ("creates", "updates", "transitions", "comments", "remoteLinksCreated", "remoteLinksUpdated",
-                    "remoteLinksDeleted", "deletes")
-
+from tests.processes import drain, free_port, start, stop, wait_ready
+from tests.reliability.figures import Figures, report
+from tests.sandbox_client import MARKER_PREFIX, Sandbox, connector_env, jira_writes, running_sandbox
 
 # --------------------------------------------------------------------------- the Jira sandbox
 
 
-class Sandbox:
-    """The sandbox's control API (never faulted, never logged)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._local = threading.local()
-
-    def _http(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
-
-    def faults(self, **spec: Any) -> dict[str, Any]:
-        answer = self._http().post(f"{self.url}/_sandbox/faults", json=spec, timeout=10)
-        answer.raise_for_status()
-        return dict(answer.json())
-
-    def clear_faults(self) -> None:
-        self.faults(clear=True)
-
-    def issues(self) -> list[dict[str, Any]]:
-        return list(self._http().get(f"{self.url}/_sandbox/issues", timeout=30).json()["issues"])
-
-    def stats(self) -> dict[str, Any]:
-        return dict(self._http().get(f"{self.url}/_sandbox/stats", timeout=30).json())
-
-    def requests_log(self, **query: Any) -> dict[str, Any]:
-        params = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in query.items()}
-        return dict(self._http().get(f"{self.url}/_sandbox/requests", params=params, timeout=30).json())
-
-    def last_seq(self) -> int:
-        return int(self.stats()["requests"])
-
-    def jira_writes(self) -> int:
-        stats = self.stats()
-        return sum(int(stats.get(name, 0)) for name in JIRA_WRITE_STATS)
-
-
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with running(["sandbox", "--port", str(port), "--quiet"], {}, tmp_path / "sandbox.log",
-                 ready_url=f"{url}/_sandbox/health"):
-        yield Sandbox(url)
+    with running_sandbox(tmp_path / "sandbox.log") as client:
+        yield client
 
 
 # --------------------------------------------------------------------------- PostgreSQL
 
 
 @pytest.fixture
-def pg_db_url(pg_url: str) -> str:
+def pg_engine(pg_url: str) -> Iterator[Engine]:
     """This run's PostgreSQL database (migrated once per run), emptied for this test."""
     engine = db.make_engine(pg_url)
     truncate(engine)
-    engine.dispose()
-    return pg_url
-
-
-@pytest.fixture
-def pg_engine(pg_db_url: str) -> Iterator[Engine]:
-    engine = db.make_engine(pg_db_url)
     yield engine
     engine.dispose()
-
-
-def connector_env(db_url: str, sandbox: Sandbox, **extra: str) -> dict[str, str]:
-    return {"NC_CONNECTOR_DATABASE_URL": db_url, "NC_CONNECTOR_WEBHOOK_SECRET": TEST_SECRET,
-            "NC_CONNECTOR_JIRA_URL": sandbox.url, "NC_CONNECTOR_JIRA_PAT": "sandbox-pat",
-            "NC_CONNECTOR_JIRA_PROJECT": "QA", "NC_CONNECTOR_WORKER_POLL_INTERVAL": "0.1s",
-            "NC_CONNECTOR_RETRY_BASE": "0.5s", "NC_CONNECTOR_RETRY_MAX": "2s", "NC_CONNECTOR_JIRA_TIMEOUT": "2",
-            "NC_CONNECTOR_LOG_LEVEL": "WARNING", **extra}
 
 
 # --------------------------------------------------------------------------- the connector's processes
@@ -184,6 +124,10 @@ class Cluster:
     def workers_alive(self) -> bool:
         return all(proc.poll() is None for proc in self.workers)
 
+    def drain(self, engine: Engine, timeout: float = 60) -> bool:
+        """Wait (bounded) until no delivery is queued or processing; False on timeout or when a worker died."""
+        return drain(engine, timeout, alive=self.workers_alive)
+
     def close(self) -> None:
         for proc in [*self.workers, *self.webs]:
             stop(proc)
@@ -198,9 +142,9 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(pg_db_url: str, sandbox: Sandbox, tmp_path: Path) -> Iterator[Cluster]:
-    """The connector's processes on this test's PostgreSQL database and sandbox; add to `cluster.env` first."""
-    processes = Cluster(connector_env(pg_db_url, sandbox), tmp_path)
+def cluster(pg_url: str, pg_engine: Engine, sandbox: Sandbox, tmp_path: Path) -> Iterator[Cluster]:
+    """The connector's processes on this test's emptied PostgreSQL database and sandbox; add to `cluster.env` first."""
+    processes = Cluster(connector_env(pg_url, sandbox, NC_CONNECTOR_LOG_LEVEL="WARNING"), tmp_path)
     try:
         yield processes
     finally:
@@ -386,6 +330,12 @@ def nc_story(nc: str, number: int, start_at: datetime = BASE_TIME, url: bool = F
     return [[created], [severity, status], [final, comment]], expected
 
 
+def nc_stories(count: int, prefix: str, url: bool = False) -> tuple[list[list[list[dict[str, Any]]]], list[ExpectedNc]]:
+    """The stories of `count` NCs (`nc_story`, numbered from 0) and what Jira must show for each."""
+    pairs = [nc_story(nc_id(number, prefix), number, url=url) for number in range(count)]
+    return [story for story, _ in pairs], [wanted for _, wanted in pairs]
+
+
 def phase_shots(stories: Sequence[list[list[dict[str, Any]]]], phase: int, copies_each: int = 3,
                 shuffle: random.Random | None = None, targets: int = 1) -> list[Shot]:
     """Every delivery of `phase` of the stories, each as `copies_each` adjacent copies (in flight together)."""
@@ -402,29 +352,7 @@ def phase_shots(stories: Sequence[list[list[dict[str, Any]]]], phase: int, copie
     return [shot for group in groups for shot in group]
 
 
-# --------------------------------------------------------------------------- waiting and checking
-
-
-def waiting_deliveries(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).where(Delivery.status.in_(("queued", "processing"))))
-                   .scalar_one())
-
-
-def drain(engine: Engine, timeout: float = 60, settle: float = 0.0, cluster: Cluster | None = None) -> bool:
-    """Wait (bounded) until no delivery is queued or processing; False on timeout or when a worker died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cluster is not None and not cluster.workers_alive():
-            return False
-        if waiting_deliveries(engine) == 0:
-            if settle:
-                time.sleep(settle)
-                if waiting_deliveries(engine) != 0:
-                    continue
-            return True
-        time.sleep(0.2)
-    return False
+# --------------------------------------------------------------------------- checking
 
 
 @dataclass
@@ -452,6 +380,20 @@ class Consistency:
         more = f"\n... and {len(self.problems) - limit} more" if len(self.problems) > limit else ""
         return "\n".join(shown) + more
 
+    def report_figures(self, scenario: str, load: LoadResult, seconds: float, note: str, crashes: int = 0) -> None:
+        """The scenario's figures: what the load generator sent and what this check found."""
+        report(Figures(scenario=scenario, sent=load.requests, acknowledged=load.acknowledged,
+                       duplicates=load.duplicates, jira_issues=self.issues, jira_writes=self.jira_writes,
+                       crashes=crashes, faults=self.faults_served, lost=self.lost, doubled=self.doubled,
+                       seconds=seconds, note=note))
+
+    def assert_consistent(self, cluster: Cluster, drained: bool) -> None:
+        """The queue was drained, nothing lost or doubled, no problem found; failures show the processes' logs."""
+        details = f"{self.summary()}\n{cluster.log_tail()}"
+        assert drained, f"queue not drained: {self.deliveries}\n{details}"
+        assert self.lost == 0 and self.doubled == 0, details
+        assert not self.problems, details
+
 
 def check_consistency(engine: Engine, sandbox: Sandbox, expected: Sequence[ExpectedNc], *,
                       distinct: int | None = None, sightings: int | None = None,
@@ -468,7 +410,7 @@ def check_consistency(engine: Engine, sandbox: Sandbox, expected: Sequence[Expec
     issues = sandbox.issues()
     result.stats = sandbox.stats()
     result.issues = len(issues)
-    result.jira_writes = sum(int(result.stats.get(name, 0)) for name in JIRA_WRITE_STATS)
+    result.jira_writes = jira_writes(result.stats)
     result.faults_served = int(result.stats.get("faultsServedTotal", 0))
     by_nc: dict[str, list[dict[str, Any]]] = {}
     for issue in issues:

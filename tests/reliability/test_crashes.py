@@ -28,19 +28,9 @@ import pytest
 from sqlalchemy import Engine, select
 
 from connector.models import Delivery, NcLink
-from tests.reliability.conftest import (
-    MARKER_PREFIX,
-    Cluster,
-    LoadGenerator,
-    Sandbox,
-    check_consistency,
-    copies,
-    drain,
-    nc_id,
-    nc_story,
-    phase_shots,
-)
-from tests.reliability.figures import Figures, report, soak_factor
+from tests.reliability.conftest import Cluster, LoadGenerator, check_consistency, copies, nc_stories, phase_shots
+from tests.reliability.figures import soak_factor
+from tests.sandbox_client import MARKER_PREFIX, Sandbox
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -172,11 +162,7 @@ def test_sigkill_workers_at_random_points(cluster, pg_engine, sandbox):
         + ["comment in flight"] * (kills // 6) + ["random"] * (kills - kills // 3 - 2 * (kills // 6)),
         kills - 2)
     batches = len(plan) - 2  # the last two rounds send the later phases of the last batches
-    stories, expected = [], []
-    for number in range(batches * NCS_PER_ROUND):
-        story, wanted = nc_story(nc_id(number, "NC-2028"), number, url=True)
-        stories.append(story)
-        expected.append(wanted)
+    stories, expected = nc_stories(batches * NCS_PER_ROUND, "NC-2028", url=True)
     load = LoadGenerator(bases, threads=6, deadline=120 * soak_factor())
     distinct = 0
     for round_no, kind in enumerate(plan):
@@ -201,22 +187,16 @@ def test_sigkill_workers_at_random_points(cluster, pg_engine, sandbox):
         else:
             chaos.random_kill()
     sandbox.faults(clear=True)
-    drained = drain(pg_engine, timeout=90 * soak_factor(), cluster=cluster)
+    drained = cluster.drain(pg_engine, timeout=90 * soak_factor())
     result = check_consistency(pg_engine, sandbox, expected, distinct=distinct, sightings=load.result.acknowledged)
     elapsed = time.monotonic() - started
     kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(chaos.kinds.items()))
     note = (f"{len(expected)} NCs, {distinct} distinct deliveries x{COPIES}; SIGKILLs: {kinds}; "
             f"{chaos.before_commit} landed between Jira's create answer and our commit; "
             f"creates {result.stats['creates']}, comments {result.stats['comments']}")
-    report(Figures(scenario="2 crash injection", sent=load.result.requests, acknowledged=load.result.acknowledged,
-                   duplicates=load.result.duplicates, jira_issues=result.issues, jira_writes=result.jira_writes,
-                   crashes=chaos.crashes, faults=result.faults_served, lost=result.lost, doubled=result.doubled,
-                   seconds=elapsed, note=note))
-    details = f"{result.summary()}\n{cluster.log_tail()}"
+    result.report_figures("2 crash injection", load.result, elapsed, note, crashes=chaos.crashes)
     assert chaos.crashes >= 20 and chaos.kinds["create in flight"] >= 1, chaos.kinds
-    assert drained, f"queue not drained: {result.deliveries}\n{details}"
-    assert result.lost == 0 and result.doubled == 0, details
-    assert not result.problems, details
+    result.assert_consistent(cluster, drained)
     assert result.stats["creates"] == len(expected), "a second create was sent for some NC"
     assert load.result.unanswered == 0 and load.result.accepted == distinct
 
@@ -237,15 +217,15 @@ def test_sync_that_outlives_its_lease_posts_a_comment_once(cluster, pg_engine, s
     bases = cluster.start_web()
     cluster.start_workers(2)
     assert cluster.wait_workers_started()
-    story, expected = nc_story(nc_id(0, "NC-2032"), 0)
+    (story,), (expected,) = nc_stories(1, "NC-2032")
     load = LoadGenerator(bases, threads=1)
     load.send(phase_shots([story], 0, copies_each=1) + phase_shots([story], 1, copies_each=1))
-    assert drain(pg_engine, timeout=30, cluster=cluster)
+    assert cluster.drain(pg_engine, timeout=30)
     sandbox.faults(faults=[{"kind": "slow", "seconds": 3, "method": "PUT", "path": "/rest/api/2/issue/*"}])
     since = sandbox.last_seq()
     final, comment = story[2]
     load.send(copies({**comment, "title": final["title"]}, "msg_final_with_comment", 1))  # one delivery, one claim
-    assert drain(pg_engine, timeout=30, cluster=cluster)
+    assert cluster.drain(pg_engine, timeout=30)
     deadline = time.monotonic() + 10  # until the slow edit has returned and its sync has ended
     while time.monotonic() < deadline and any(r["answered"] is None for r in sandbox.requests_log()["requests"]):
         time.sleep(0.1)

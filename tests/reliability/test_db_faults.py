@@ -31,11 +31,11 @@ from sqlalchemy import Engine, func, select, text
 
 from connector import db
 from connector.models import Delivery, Fingerprint
-from tests.conftest import TEST_SECRET
 from tests.helpers import signed
-from tests.processes import free_port, running
+from tests.processes import drained, free_port, running
 from tests.reliability.figures import Figures, report, soak_factor
 from tests.reliability.pg_instance import PgInstance, private_postgres
+from tests.sandbox_client import Sandbox, connector_env, jira_writes
 
 pytestmark = pytest.mark.slow
 
@@ -61,33 +61,6 @@ SEVERITIES = ("minor", "major", "critical")
 # --------------------------------------------------------------------------- processes
 
 
-class Sandbox:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def faults(self, **spec: Any) -> None:
-        requests.post(f"{self.url}/_sandbox/faults", json=spec, timeout=5).raise_for_status()
-
-    def issues(self) -> list[dict[str, Any]]:
-        return list(requests.get(f"{self.url}/_sandbox/issues", timeout=10).json()["issues"])
-
-    def stats(self) -> dict[str, Any]:
-        return dict(requests.get(f"{self.url}/_sandbox/stats", timeout=5).json())
-
-    def requests_log(self, **query: str) -> list[dict[str, Any]]:
-        answer = requests.get(f"{self.url}/_sandbox/requests", params=query, timeout=5).json()
-        return list(answer["requests"])
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with running(["sandbox", "--port", str(port), "--quiet"], {}, tmp_path / "sandbox.log",
-                 ready_url=f"{url}/_sandbox/health"):
-        yield Sandbox(url)
-
-
 @pytest.fixture
 def pg() -> Iterator[PgInstance]:
     """The private server, with a migrated database of ours; stopped and removed also when the test fails."""
@@ -108,12 +81,9 @@ def db_engine(pg: PgInstance) -> Iterator[Engine]:
     engine.dispose()
 
 
-def connector_env(pg: PgInstance, sandbox: Sandbox) -> dict[str, str]:
-    return {"NC_CONNECTOR_DATABASE_URL": pg.url(DATABASE), "NC_CONNECTOR_WEBHOOK_SECRET": TEST_SECRET,
-            "NC_CONNECTOR_JIRA_URL": sandbox.url, "NC_CONNECTOR_JIRA_PAT": "sandbox-pat",
-            "NC_CONNECTOR_JIRA_PROJECT": "QA", "NC_CONNECTOR_WORKER_POLL_INTERVAL": "0.1s",
-            "NC_CONNECTOR_RETRY_BASE": "0.5s", "NC_CONNECTOR_RETRY_MAX": "2s", "NC_CONNECTOR_JIRA_TIMEOUT": "5",
-            "NC_CONNECTOR_WORKER_LEASE": LEASE, "NC_CONNECTOR_JIRA_SEARCH_LAG": "2s"}
+def pg_env(pg: PgInstance, sandbox: Sandbox) -> dict[str, str]:
+    return connector_env(pg.url(DATABASE), sandbox, NC_CONNECTOR_JIRA_TIMEOUT="5", NC_CONNECTOR_WORKER_LEASE=LEASE,
+                         NC_CONNECTOR_JIRA_SEARCH_LAG="2s")
 
 
 def db_upgrade(env: dict[str, str]) -> None:
@@ -157,20 +127,6 @@ def serve_family(serve_pid: int, web_processes: int, timeout: float = 30) -> dic
         if time.monotonic() > deadline:
             raise TimeoutError(f"serve {serve_pid} has children {family}")
         time.sleep(0.1)
-
-
-def drained(engine: Engine, timeout: float = DRAIN_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with engine.connect() as conn:
-            waiting = conn.execute(select(func.count()).where(Delivery.status.in_(("queued", "processing"))))
-            if waiting.scalar_one() == 0:
-                return
-        time.sleep(0.2)
-    with engine.connect() as conn:
-        left = conn.execute(select(Delivery.id, Delivery.nc_id, Delivery.status, Delivery.attempts,
-                                   Delivery.last_error).where(Delivery.status.in_(("queued", "processing")))).all()
-    raise TimeoutError(f"queue not drained after {timeout}s: {left[:10]}")
 
 
 # --------------------------------------------------------------------------- the senders
@@ -412,12 +368,6 @@ def jira_problems(issues: list[dict[str, Any]], tracks: list[NcTrack]) -> tuple[
     return lost, doubled
 
 
-def jira_writes(stats: dict[str, Any]) -> int:
-    return sum(int(stats.get(k, 0)) for k in ("creates", "updates", "transitions", "comments",
-                                               "remoteLinksCreated", "remoteLinksUpdated", "remoteLinksDeleted",
-                                               "deletes"))
-
-
 def probe(url: str) -> int:
     try:
         return requests.get(url, timeout=10).status_code
@@ -432,7 +382,7 @@ def test_database_outages_under_load_lose_and_double_nothing(pg, db_engine, sand
     """Stop the database (-m immediate, then -m fast) under a stream of deliveries: 503 only while it is down,
     every acknowledged change stored and in Jira exactly once, no process restarted, the worker resumes."""
     started = time.monotonic()
-    env = connector_env(pg, sandbox)
+    env = pg_env(pg, sandbox)
     db_upgrade(env)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -462,7 +412,7 @@ def test_database_outages_under_load_lose_and_double_nothing(pg, db_engine, sand
             if not pg.running():  # a failure mid-outage: let the senders end quickly
                 pg.start()
             senders.finish()
-        drained(db_engine)
+        drained(db_engine, DRAIN_TIMEOUT)
         after = children_of(serve.pid)
         serve_alive = alive(serve.pid)
     seconds = time.monotonic() - started
@@ -512,7 +462,7 @@ def in_flight(sandbox: Sandbox, path: str, timeout: float = 20) -> dict[str, Any
     """The one Jira request to `path`, once the sandbox has it (answered or not)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = sandbox.requests_log(method="POST", path=path)
+        found = sandbox.requests_log(method="POST", path=path)["requests"]
         if found:
             assert len(found) == 1, found
             return found[0]
@@ -525,7 +475,7 @@ def test_database_down_while_worker_waits_on_jira(call, mode, pg, db_engine, san
     """The database goes away while the worker's create (or comment) call is in flight, and comes back:
     the call is not repeated (the issue is adopted by its marker label, the comment found by its marker)."""
     started = time.monotonic()
-    env = connector_env(pg, sandbox)
+    env = pg_env(pg, sandbox)
     db_upgrade(env)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -557,7 +507,7 @@ def test_database_down_while_worker_waits_on_jira(call, mode, pg, db_engine, san
         outage = Outage(mode, stopping, down, restarting, time.monotonic(), datetime.now(UTC))
         senders.give_up_at = time.monotonic() + 20
         assert senders.deliver(first, update) and senders.deliver(second, other)
-        drained(db_engine)
+        drained(db_engine, DRAIN_TIMEOUT)
         after = children_of(serve.pid)
         serve_alive = alive(serve.pid)
     seconds = time.monotonic() - started
@@ -565,7 +515,7 @@ def test_database_down_while_worker_waits_on_jira(call, mode, pg, db_engine, san
 
     exchanges = senders.exchanges
     issues = sandbox.issues()
-    calls = sandbox.requests_log(method="POST", path=path)
+    calls = sandbox.requests_log(method="POST", path=path)["requests"]
     unstored, doubled_accepts = unstored_acknowledgements(db_engine, exchanges)
     lost_in_jira, doubled_in_jira = jira_problems(issues, [first, second])
     in_outage_problems, in_window = outage_problems(exchanges, [outage])

@@ -32,16 +32,8 @@ import pytest
 from sqlalchemy import func, select
 
 from connector.models import Delivery, NcLink
-from tests.reliability.conftest import (
-    LoadGenerator,
-    check_consistency,
-    copies,
-    drain,
-    nc_id,
-    nc_story,
-    phase_shots,
-)
-from tests.reliability.figures import Figures, report, soak_factor
+from tests.reliability.conftest import LoadGenerator, check_consistency, copies, nc_stories, phase_shots
+from tests.reliability.figures import soak_factor
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -108,11 +100,7 @@ def test_jira_faults_every_delivery_synced_once(cluster, pg_engine, sandbox):
                        NC_CONNECTOR_JIRA_SEARCH_LAG="3s")
     bases = cluster.start_web(instances=1, processes=1)
     cluster.start_workers(WORKERS)
-    stories, expected = [], []
-    for number in range(ncs):
-        story, wanted = nc_story(nc_id(number, "NC-2029"), number, url=True)
-        stories.append(story)
-        expected.append(wanted)
+    stories, expected = nc_stories(ncs, "NC-2029", url=True)
     doomed = expected[-1].nc_id  # the last NC: the least likely to meet a stretch of faults before phase 2
     load = LoadGenerator(bases, threads=6, deadline=120 * soak_factor())
     distinct = 0
@@ -132,7 +120,7 @@ def test_jira_faults_every_delivery_synced_once(cluster, pg_engine, sandbox):
         shots = phase_shots(stories, phase, copies_each=2)
         distinct += len(shots) // 2
         load.send(shots)
-        drained = drain(pg_engine, timeout=60 * soak_factor(), cluster=cluster) and drained
+        drained = cluster.drain(pg_engine, timeout=60 * soak_factor()) and drained
         leftover += [f for f in sandbox.faults()["faults"] if f["count"] is not None]
     # The doomed NC: dead after exactly MAX_ATTEMPTS attempts, one refused edit each.
     with pg_engine.connect() as conn:
@@ -145,7 +133,7 @@ def test_jira_faults_every_delivery_synced_once(cluster, pg_engine, sandbox):
     env = {**os.environ, **cluster.env}
     replayed = subprocess.run([sys.executable, "-m", "connector", "replay", "--all-dead"], env=env,
                               capture_output=True, text=True, timeout=60)
-    drained = drain(pg_engine, timeout=60 * soak_factor(), cluster=cluster) and drained
+    drained = cluster.drain(pg_engine, timeout=60 * soak_factor()) and drained
     log = sandbox.requests_log(grace=IN_FLIGHT)
     gaps = retry_after_gaps(log["requests"])
     in_flight = len(sandbox.requests_log()["retryAfterViolations"]) - len(log["retryAfterViolations"])
@@ -159,14 +147,8 @@ def test_jira_faults_every_delivery_synced_once(cluster, pg_engine, sandbox):
             f"{replayed.stdout.strip()!r} after recovery; Retry-After: {len(gaps)} answers, "
             + (f"smallest gap {closest[0]:.2f}s after Retry-After {closest[1]}s" if closest else "none measured")
             + f", violations {len(log['retryAfterViolations'])} ({in_flight} already in flight from the other worker)")
-    report(Figures(scenario="3 jira faults", sent=load.result.requests, acknowledged=load.result.acknowledged,
-                   duplicates=load.result.duplicates, jira_issues=result.issues, jira_writes=result.jira_writes,
-                   faults=result.faults_served, lost=result.lost, doubled=result.doubled, seconds=elapsed,
-                   note=note))
-    details = f"{result.summary()}\n{cluster.log_tail()}"
-    assert drained, f"queue not drained: {result.deliveries}\n{details}"
-    assert result.lost == 0 and result.doubled == 0, details
-    assert not result.problems, details
+    result.report_figures("3 jira faults", load.result, elapsed, note)
+    result.assert_consistent(cluster, drained)
     assert log["retryAfterViolations"] == [], log["retryAfterViolations"][:5]
     assert gaps and all(gap >= retry_after for gap, retry_after in gaps)
     # Dead letters only after the retry budget: the doomed NC's, each after exactly MAX_ATTEMPTS attempts.
@@ -182,9 +164,9 @@ def test_jira_faults_every_delivery_synced_once(cluster, pg_engine, sandbox):
 # --------------------------------------------------------------------------- defects found by this scenario
 
 
-def created_and_comment(number: int, prefix: str) -> tuple[list[dict[str, Any]], str]:
+def created_and_comment(prefix: str) -> tuple[list[dict[str, Any]], str]:
     """An NC's create and its comment (no other change), and the text the comment carries."""
-    story, expected = nc_story(nc_id(number, prefix), number)
+    (story,), (expected,) = nc_stories(1, prefix)
     return [story[0][0], story[2][1]], expected.comments[0]
 
 
@@ -207,10 +189,11 @@ def test_retry_after_pauses_a_worker_in_the_middle_of_a_sync(cluster, pg_engine,
     cluster.start_workers(2)
     assert cluster.wait_workers_started()
     load = LoadGenerator(bases, threads=1)
-    for number in range(2):  # one NC each: the second is claimed by the other worker while the first waits
-        load.send(phase_shots([nc_story(nc_id(number, "NC-2030"), number)[0]], 0, copies_each=1))
+    stories, _ = nc_stories(2, "NC-2030")
+    for story in stories:  # one NC each: the second is claimed by the other worker while the first waits
+        load.send(phase_shots([story], 0, copies_each=1))
         time.sleep(0.3)
-    assert drain(pg_engine, timeout=30, cluster=cluster)
+    assert cluster.drain(pg_engine, timeout=30)
     log = sandbox.requests_log()
     early = [(v["request"], round(v["early"], 2)) for v in log["retryAfterViolations"]]
     calls = [(r["seq"], r["method"], r["path"], r["status"], r["retryAfter"]) for r in log["requests"]]
@@ -230,10 +213,10 @@ def test_comment_post_answered_after_our_timeout_is_posted_once(cluster, pg_engi
     sandbox.faults(faults=[{"kind": "slow", "seconds": 3, "method": "POST", "path": "/rest/api/2/issue/*/comment"}])
     bases = cluster.start_web()
     cluster.start_workers(1)
-    payloads, marker = created_and_comment(0, "NC-2031")
+    payloads, marker = created_and_comment("NC-2031")
     load = LoadGenerator(bases, threads=1)
     load.send(phase_shots([[payloads]], 0, copies_each=1))
-    assert drain(pg_engine, timeout=30, cluster=cluster)
+    assert cluster.drain(pg_engine, timeout=30)
     deadline = time.monotonic() + 10  # until the slow post has been applied too
     while time.monotonic() < deadline and any(r["answered"] is None for r in sandbox.requests_log()["requests"]):
         time.sleep(0.1)
@@ -253,11 +236,11 @@ def test_edit_answered_after_our_timeout_does_not_overwrite_a_newer_one(cluster,
     cluster.env.update(NC_CONNECTOR_JIRA_TIMEOUT="1", NC_CONNECTOR_JIRA_SEARCH_LAG="5s")
     bases = cluster.start_web()
     cluster.start_workers(1)
-    story, _ = nc_story(nc_id(0, "NC-2033"), 0)
+    (story,), _ = nc_stories(1, "NC-2033")
     severity, status = story[1]
     load = LoadGenerator(bases, threads=1)
     load.send(phase_shots([story], 0, copies_each=1))
-    assert drain(pg_engine, timeout=30, cluster=cluster)
+    assert cluster.drain(pg_engine, timeout=30)
     sandbox.faults(faults=[{"kind": "slow", "seconds": 3, "method": "PUT", "path": "/rest/api/2/issue/*"}])
     since = sandbox.last_seq()
     load.send(copies(severity, "msg_severity", 1))
@@ -265,7 +248,7 @@ def test_edit_answered_after_our_timeout_does_not_overwrite_a_newer_one(cluster,
     while time.monotonic() < deadline and not sandbox.requests_log(method="PUT", since=since)["requests"]:
         time.sleep(0.02)
     load.send(copies(status, "msg_status", 1))
-    assert drain(pg_engine, timeout=30, cluster=cluster)
+    assert cluster.drain(pg_engine, timeout=30)
     deadline = time.monotonic() + 10  # until the slow edit has been applied too
     while time.monotonic() < deadline and any(r["answered"] is None for r in sandbox.requests_log()["requests"]):
         time.sleep(0.1)

@@ -18,17 +18,9 @@ import time
 
 import pytest
 
-from tests.reliability.conftest import (
-    Cluster,
-    LoadGenerator,
-    Sandbox,
-    check_consistency,
-    drain,
-    nc_id,
-    nc_story,
-    phase_shots,
-)
-from tests.reliability.figures import Figures, report, soak_factor
+from tests.reliability.conftest import Cluster, LoadGenerator, check_consistency, nc_stories, phase_shots
+from tests.reliability.figures import soak_factor
+from tests.sandbox_client import Sandbox
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -41,11 +33,7 @@ def run_storm(scenario: str, cluster: Cluster, pg_engine, sandbox: Sandbox, ncs:
     started = time.monotonic()
     bases = cluster.start_web(instances=instances, processes=processes)
     cluster.start_workers(2)
-    stories, expected = [], []
-    for number in range(ncs):
-        story, wanted = nc_story(nc_id(number, prefix), number)
-        stories.append(story)
-        expected.append(wanted)
+    stories, expected = nc_stories(ncs, prefix)
     rand = random.Random(f"{scenario}-{ncs}")
     load = LoadGenerator(bases, threads=CLIENT_THREADS, deadline=240 * soak_factor())
     distinct = 0
@@ -54,20 +42,14 @@ def run_storm(scenario: str, cluster: Cluster, pg_engine, sandbox: Sandbox, ncs:
         distinct += len(shots) // COPIES
         load.send(shots)
     sent_seconds = load.result.seconds
-    drained = drain(pg_engine, timeout=120 * soak_factor(), cluster=cluster)
+    drained = cluster.drain(pg_engine, timeout=120 * soak_factor())
     result = check_consistency(pg_engine, sandbox, expected, distinct=distinct, sightings=load.result.acknowledged)
     elapsed = time.monotonic() - started
     note = (f"{ncs} NCs, {distinct} distinct x{COPIES} from {CLIENT_THREADS} threads to {len(bases)} instance(s) "
             f"x {processes} process(es), 2 workers; sent in {sent_seconds:.1f}s; fingerprints {result.fingerprints}, "
             f"times_seen {result.times_seen}, linked {result.linked}, comment_links {result.comment_links}")
-    report(Figures(scenario=scenario, sent=load.result.requests, acknowledged=load.result.acknowledged,
-                   duplicates=load.result.duplicates, jira_issues=result.issues, jira_writes=result.jira_writes,
-                   faults=result.faults_served, lost=result.lost, doubled=result.doubled, seconds=elapsed,
-                   note=note))
-    details = f"{result.summary()}\n{cluster.log_tail()}"
-    assert drained, f"queue not drained: {result.deliveries}\n{details}"
-    assert result.lost == 0 and result.doubled == 0, details
-    assert not result.problems, details
+    result.report_figures(scenario, load.result, elapsed, note)
+    result.assert_consistent(cluster, drained)
     # Every copy was answered; exactly the distinct ones were accepted, the rest were duplicates.
     assert load.result.unanswered == 0 and load.result.errors == 0, load.result
     assert load.result.accepted == distinct and load.result.duplicates == distinct * (COPIES - 1), load.result.answers
