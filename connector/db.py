@@ -30,7 +30,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # with "database is locked" without waiting; an immediate one waits its busy timeout.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No ping before each checkout: it is a round trip per request. A connection that died with the
+    # server fails once (a 503 that the sender retries) and SQLAlchemy then renews the whole pool.
+    kwargs.setdefault("pool_pre_ping", False)
     kwargs.setdefault("pool_size", 5)
     connect_args = {"connect_timeout": 5, **kwargs.pop("connect_args", {})}
     return create_engine(url, connect_args=connect_args, **kwargs)
