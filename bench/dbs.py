@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,25 +28,46 @@ from bench.loadgen import percentile
 TABLES = ("comment_links", "nc_links", "deliveries", "fingerprints", "throttles")
 
 
+@dataclass(frozen=True)
+class QueueState:
+    counts: dict[str, int]  # deliveries by status
+    last_finished: float | None  # epoch seconds of the newest finished_at (done/ignored/dead)
+
+    @property
+    def pending(self) -> int:
+        return self.counts.get("queued", 0) + self.counts.get("processing", 0)
+
+
 def pg_conninfo(url: str) -> str:
     """postgresql+psycopg://... -> a libpq URL."""
     return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
 
 
 class PgDatabase:
-    def __init__(self, admin_url: str, name: str) -> None:
+    """The bench's own database, or (with `schema`) one schema inside it with its own copy of the tables:
+    side-by-side stores (e.g. an empty and a pre-filled fingerprint log) in the one database."""
+
+    def __init__(self, admin_url: str, name: str, schema: str | None = None) -> None:
         self.admin_url = admin_url
         self.name = name
+        self.schema = schema
         base = pg_conninfo(admin_url).rsplit("/", 1)[0]
-        self.conninfo = f"{base}/{name}"
+        self.conninfo = f"{base}/{name}" + (f"?options=-csearch_path%3D{schema}" if schema else "")
         self.url = "postgresql+psycopg://" + self.conninfo.split("://", 1)[1]
         self.created = False
 
+    def with_schema(self, schema: str) -> PgDatabase:
+        return PgDatabase(self.admin_url, self.name, schema)
+
     def create(self) -> None:
-        with psycopg.connect(pg_conninfo(self.admin_url), autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{self.name}"')
-        self.created = True
+        if self.schema is None:
+            with psycopg.connect(pg_conninfo(self.admin_url), autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{self.name}"')
+            self.created = True
+        else:
+            with self.connect() as conn:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
         from connector import db
 
         engine = db.make_engine(self.url)
@@ -53,7 +75,7 @@ class PgDatabase:
         engine.dispose()
 
     def drop(self) -> None:
-        if not self.created:
+        if not self.created or self.schema is not None:
             return
         with psycopg.connect(pg_conninfo(self.admin_url), autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
@@ -66,7 +88,8 @@ class PgDatabase:
         """Empty every table and leave no dead rows or dirty buffers behind (a level start)."""
         with self.connect() as conn:
             conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY")
-            conn.execute("VACUUM ANALYZE")
+            conn.execute("VACUUM ANALYZE fingerprints")
+            conn.execute("VACUUM ANALYZE deliveries")
             conn.execute("CHECKPOINT")
 
     def settle(self) -> None:
@@ -109,6 +132,12 @@ class PgDatabase:
 
     def fingerprint_rows(self) -> int:
         return int(self.scalar("SELECT count(*) FROM fingerprints"))
+
+    def queue_state(self) -> QueueState:
+        with self.connect() as conn:
+            counts = dict(conn.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall())
+            last = conn.execute("SELECT extract(epoch FROM max(finished_at)) FROM deliveries").fetchone()
+        return QueueState(counts, float(last[0]) if last and last[0] is not None else None)
 
     def version(self) -> str:
         return str(self.scalar("SHOW server_version"))
@@ -187,6 +216,18 @@ class SqliteDatabase:
         finally:
             conn.close()
 
+    def queue_state(self) -> QueueState:
+        conn = self.connect()
+        try:
+            counts = dict(conn.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall())
+            last = conn.execute("SELECT max(finished_at) FROM deliveries").fetchone()[0]
+        finally:
+            conn.close()
+        when = None
+        if last:
+            when = datetime.fromisoformat(str(last)).replace(tzinfo=UTC).timestamp()
+        return QueueState(counts, when)
+
     def size_mb(self) -> float:
         total = sum(os.path.getsize(p) for p in glob.glob(f"{self.path}*") if os.path.exists(p))
         return total / 1e6
@@ -236,14 +277,15 @@ def run_pgbench(db: PgDatabase, payload: str, clients: int, seconds: float, noti
         notify_sql = "SELECT pg_notify('nc_connector_deliveries', '');\n" if notify else ""
         script.write_text(PGBENCH_SCRIPT.format(notify=notify_sql))
         info = pg_conninfo(db.conninfo)
-        match = re.match(r"postgresql://(?:([^@:/]+)@)?([^:/]+)(?::(\d+))?/(.+)$", info)
+        match = re.match(r"postgresql://(?:([^@:/]+)@)?([^:/]+)(?::(\d+))?/([^?]+)", info)
         if not match:
             raise RuntimeError(f"cannot parse {info}")
         user, host, port, name = match.groups()
         cmd = [exe, "-n", "-M", "prepared", "-c", str(clients), "-j", str(threads), "-T", str(int(seconds)),
                "-D", f"payload={payload}", "-f", str(script), "-l", "--log-prefix", str(Path(tmp) / "log"),
                "-h", host, "-p", port or "5432", "-U", user or "postgres", name]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
+        env = {**os.environ, **({"PGOPTIONS": f"-c search_path={db.schema}"} if db.schema else {})}
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120, env=env)
         if out.returncode != 0:
             raise RuntimeError(f"pgbench failed: {out.stderr.strip()[-500:]}")
         tps_match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)

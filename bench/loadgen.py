@@ -13,6 +13,7 @@ on connection errors.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import socket
@@ -69,10 +70,8 @@ class _Connection:
 
     def close(self) -> None:
         if self.sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.sock.close()
-            except OSError:
-                pass
         self.sock, self.buf = None, b""
 
     def request(self, data: bytes) -> tuple[int, bytes]:

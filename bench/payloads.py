@@ -214,15 +214,16 @@ def make_burst(ncs: int, per_nc: int = 10, seed: int = 7, tag: str = "b") -> Bur
 
 def expected_final(burst: Burst, delivery_ids: dict[int, int]) -> dict[str, dict[str, Any]]:
     """Per NC, the payload that must win: the newest event time, receipt order (delivery id) within one
-    second (the connector's documented rule); `delivery_ids` maps sequence index -> deliveryId."""
+    second (the connector's documented rule); `delivery_ids` maps sequence index -> deliveryId of every
+    202. A duplicate sent close behind its original can be the one that commits first (and gets the
+    202), so every accepted item counts, original or not: both carry the same body."""
     best: dict[str, tuple[str, int, dict[str, Any]]] = {}
-    for index, item in enumerate(burst.items):
-        if item.duplicate_of is not None or index not in delivery_ids:
-            continue
-        key = (item.timestamp, delivery_ids[index])
+    for index, delivery_id in delivery_ids.items():
+        item = burst.items[index]
+        key = (item.timestamp, delivery_id)
         current = best.get(item.nc_id)
         if current is None or key > current[:2]:
-            best[item.nc_id] = (item.timestamp, delivery_ids[index], json.loads(item.body))
+            best[item.nc_id] = (item.timestamp, delivery_id, json.loads(item.body))
     return {nc: payload for nc, (_, _, payload) in best.items()}
 
 

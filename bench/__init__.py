@@ -1,0 +1,1 @@
+"""nc-connector benchmark (see bench/README.md)."""
