@@ -10,13 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, or_, select, text, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, or_, select, text, update
 
 from connector.events import NcEvent
-from connector.models import Delivery, Fingerprint
+from connector.models import Delivery, Fingerprint, UTCDateTime
 
 NOTIFY_CHANNEL = "nc_connector_deliveries"
 FINISHED_STATUSES = ("done", "ignored")
@@ -38,6 +36,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_TYPES = {"now": UTCDateTime(), "event_timestamp": UTCDateTime()}
 # PostgreSQL: the fingerprint row, the queued delivery and the worker's wake-up in ONE round trip
 # (a network round trip per statement is most of an ingest's cost). No fingerprint row inserted
 # (a conflict) means no delivery row either.
@@ -55,12 +54,21 @@ WITH fp AS (
     RETURNING id
 )
 SELECT id, pg_notify('{NOTIFY_CHANNEL}', '') FROM queued
-""")
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    """What UTCDateTime stores: text() statements bypass the column type."""
-    return moment.astimezone(UTC).replace(tzinfo=None)
+""").bindparams(*(bindparam(name, type_=kind) for name, kind in _TYPES.items()))
+# SQLite has no INSERT in a CTE. Statements ready-made: the write lock is held from BEGIN IMMEDIATE
+# to COMMIT, so no statement is built while holding it.
+_SQLITE_FINGERPRINT = text("""
+INSERT INTO fingerprints (fingerprint, webhook_id, nc_id, event_type, first_seen_at, last_seen_at, times_seen)
+VALUES (:fingerprint, :webhook_id, :nc_id, :event_type, :now, :now, 1)
+ON CONFLICT DO NOTHING
+RETURNING id
+""").bindparams(bindparam("now", type_=UTCDateTime()))
+_SQLITE_DELIVERY = text("""
+INSERT INTO deliveries (fingerprint, webhook_id, nc_id, event_type, event_timestamp, payload, received_at,
+                        status, attempts, next_attempt_at)
+VALUES (:fingerprint, :webhook_id, :nc_id, :event_type, :event_timestamp, :payload, :now, 'queued', 0, :now)
+RETURNING id
+""").bindparams(*(bindparam(name, type_=kind) for name, kind in _TYPES.items()))
 
 
 def record_delivery(engine: Engine, event: NcEvent, body: bytes, fp: str, webhook_id: str | None,
@@ -72,33 +80,22 @@ def record_delivery(engine: Engine, event: NcEvent, body: bytes, fp: str, webhoo
     this copy announces (two thin changes in one second have the same bytes).
     """
     now = utcnow()
-    values = dict(webhook_id=webhook_id, nc_id=event.nc_id, event_type=event.event_type,
-                  event_timestamp=event.timestamp, payload=body.decode("utf-8"), received_at=now,
-                  status="queued", attempts=0, next_attempt_at=now)
+    params = {"fingerprint": fp, "webhook_id": webhook_id, "nc_id": event.nc_id, "event_type": event.event_type,
+              "event_timestamp": event.timestamp, "payload": body.decode("utf-8"), "now": now}
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            delivery_id = conn.execute(_PG_RECORD, {
-                "fingerprint": fp, "webhook_id": webhook_id, "nc_id": event.nc_id, "event_type": event.event_type,
-                "event_timestamp": _naive_utc(event.timestamp), "payload": values["payload"],
-                "now": _naive_utc(now)}).scalar_one_or_none()
+            delivery_id = conn.execute(_PG_RECORD, params).scalar_one_or_none()
+        elif conn.execute(_SQLITE_FINGERPRINT, params).first() is not None:
+            delivery_id = conn.execute(_SQLITE_DELIVERY, params).scalar_one()
         else:
-            delivery_id = _record_sqlite(conn, fp, now, values)
+            delivery_id = None
         if delivery_id is not None:
             return Accepted(delivery_id, fp)
         if requeue_thin and event.is_thin and not _has_waiting_delivery(conn, event.nc_id):
-            _enqueue(conn, fp, {**values, "webhook_id": None})
+            _enqueue(conn, fp, {k: v for k, v in params.items() if k not in ("fingerprint", "now")}
+                     | {"webhook_id": None, "received_at": now, "next_attempt_at": now, "status": "queued",
+                        "attempts": 0})
         return Duplicate(fp, _note_sighting(conn, fp, webhook_id, now))
-
-
-def _record_sqlite(conn: Connection, fp: str, now: datetime, values: Mapping[str, Any]) -> int | None:
-    """SQLite has no INSERT in a CTE; with no network in between, two statements cost little."""
-    claimed = conn.execute(
-        sqlite.insert(Fingerprint).values(
-            fingerprint=fp, webhook_id=values["webhook_id"], nc_id=values["nc_id"], event_type=values["event_type"],
-            first_seen_at=now, last_seen_at=now, times_seen=1,
-        ).on_conflict_do_nothing().returning(Fingerprint.id)
-    ).scalar_one_or_none()
-    return None if claimed is None else _enqueue(conn, fp, values)
 
 
 def _enqueue(conn: Connection, fp: str, values: Mapping[str, object]) -> int:
