@@ -21,6 +21,7 @@ _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
 MAX_DEPTH = 32
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # A payload with nothing but these keys carries no content: only a fetch from Qualio tells what changed.
 THIN_KEYS = frozenset({"eventType", "ncId", "timestamp", "changedFields"})
 
@@ -94,7 +95,7 @@ def parse_json(body: bytes) -> dict[str, Any]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PayloadError(f"body is not valid UTF-8 (byte {exc.start})") from None
-    if "[" in text or "{" in text:
+    if text.count("[") + text.count("{") > MAX_DEPTH:  # fewer brackets than that cannot nest deeper
         _nesting_guard(text)
     try:
         data = json.loads(text, parse_float=Decimal, object_pairs_hook=_reject_duplicate_keys,
@@ -103,10 +104,12 @@ def parse_json(body: bytes) -> dict[str, Any]:
         raise PayloadError(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if not isinstance(data, dict):
         raise PayloadError("body must be a JSON object")
-    try:
-        json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
-    except UnicodeEncodeError:
-        raise PayloadError("body contains an unpaired UTF-16 surrogate escape") from None
+    # Valid UTF-8 holds no surrogates: only a \uD800-\uDFFF escape can make one (a pair is fine).
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
+        except UnicodeEncodeError:
+            raise PayloadError("body contains an unpaired UTF-16 surrogate escape") from None
     return data
 
 

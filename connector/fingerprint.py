@@ -53,9 +53,33 @@ def _encode(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+class _NotPlain(Exception):
+    """A value json.dumps would not spell canonically (a non-integral or float number)."""
+
+
+def _plain(value: Any) -> Any:
+    """NFC strings and integral numbers as int, or _NotPlain: then json.dumps spells it as _encode would."""
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value)
+    if isinstance(value, dict):
+        return {unicodedata.normalize("NFC", k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    raise _NotPlain
+
+
 def canonical_json(payload: Any) -> str:
     """Sorted keys, no insignificant whitespace, NFC strings, one spelling per number."""
-    return _encode(_canonical(payload))
+    try:
+        # The common case (strings, integers, booleans) in one C-speed json.dumps: the same text
+        # as _encode, which spells every value itself and costs ten times as much.
+        return json.dumps(_plain(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except _NotPlain:
+        return _encode(_canonical(payload))
 
 
 def _without(payload: dict[str, Any], excluded: Iterable[str]) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 # The authentication schemes a delivery can pass (manifest.json lists them).
 SCHEMES = ("standard-webhooks", "bearer", "unsigned")
+# Every header Verifier.verify reads (lower case).
+HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "authorization")
 
 
 class AuthError(Exception):
@@ -90,7 +92,7 @@ class Verifier:
         presented = self._presented_signatures(headers["webhook-signature"])
         signed = f"{msg_id}.{timestamp}.".encode() + body
         for key in self._keys:
-            expected = hmac.new(key, signed, hashlib.sha256).digest()
+            expected = hmac.digest(key, signed, "sha256")
             if any(hmac.compare_digest(expected, sig) for sig in presented):
                 return msg_id
         raise AuthError("no webhook-signature entry matches the body with any configured secret")

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector.events import parse_json
-from connector.fingerprint import canonical_json, fingerprint
+from connector.fingerprint import _canonical, _encode, canonical_json, fingerprint
 from tests.conftest import load_fixture
 
 
@@ -73,3 +73,20 @@ def test_reserialisation_never_changes_the_fingerprint(payload, ascii_only, inde
     reparsed = parse_json(raw.encode())
     again = json.dumps(dict(reversed(list(reparsed.items()))), default=float, ensure_ascii=not ascii_only)
     assert fingerprint(reparsed) == fingerprint(parse_json(again.encode()))
+
+
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=6))
+def test_fast_spelling_is_the_value_by_value_spelling(payload):
+    # canonical_json takes a json.dumps shortcut when it can; it must never spell anything differently
+    assert canonical_json(payload) == _encode(_canonical(payload))
+
+
+def test_fingerprints_are_stable_across_versions():
+    # Stored fingerprints must keep matching new copies after an upgrade: pinned values, computed by 0.1.0.
+    integral_and_strings = parse_json(b'{"eventType":"nc.updated","ncId":"NC-2025-001",'
+                                      b'"timestamp":"2025-01-05T10:15:32Z","title":"Caf\\u00e9","n":10}')
+    with_decimals = parse_json(json.dumps({
+        "eventType": "nc.updated", "ncId": "NC-2025-001", "timestamp": "2025-01-05T10:15:32Z", "severity": "major",
+        "score": 1.50, "count": 3, "tags": ["a", "Cafe\u0301"], "ok": True, "none": None}).encode())
+    assert fingerprint(integral_and_strings) == "5a42ce84990c1a38879b6329351c82164c40e46b66b6b708dfd0762144e084d9"
+    assert fingerprint(with_decimals) == "6892f4475fb689f966a46bd6e79966155e071aec05150f07e88dc5d2776dd744"
