@@ -114,9 +114,10 @@ def check_sync_settings(settings: Settings) -> None:
 
 
 @main.command()
-@click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1, 1_000_000))
-def prune(batch_size: int) -> None:
-    """Delete expired fingerprints and old finished deliveries, in batches."""
+@click.option("--batch-size", type=click.IntRange(1, 1_000_000),
+              help="Rows per transaction [default: 500 on SQLite, 5000 on PostgreSQL].")
+def prune(batch_size: int | None) -> None:
+    """Delete expired fingerprints and old finished deliveries, in batches that leave ingest room."""
     from connector.store import prune as prune_tables
 
     settings = settings_or_exit()

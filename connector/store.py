@@ -8,19 +8,26 @@ exactly one queued delivery.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Dialect, Engine, delete, insert, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import Pool
 
 from connector.events import NcEvent
+from connector.group_commit import GroupCommit
 from connector.models import Delivery, Fingerprint, UTCDateTime
 
 NOTIFY_CHANNEL = "nc_connector_deliveries"
 FINISHED_STATUSES = ("done", "ignored")
+Arg = TypeVar("Arg")
+Out = TypeVar("Out")
 
 
 @dataclass(frozen=True)
@@ -104,17 +111,22 @@ def _insert_new(engine: Engine, values: dict[str, Any]) -> int | None:
     webhook-id is already known (nothing written). Driver errors are raised as SQLAlchemy's DBAPIError."""
     to_db = _datetime_binder(engine.dialect)
     params = values | {"now": to_db(values["now"]), "event_timestamp": to_db(values["event_timestamp"])}
-    driver_error = engine.dialect.loaded_dbapi.Error
+    if engine.dialect.name == "postgresql":
+        return _on_driver_connection(engine.pool, engine.dialect, _insert_postgresql, params)
+    return _sqlite_writer(engine).submit(params)
+
+
+def _on_driver_connection(pool: Pool, dialect: Dialect, write: Callable[[Any, Arg], Out], arg: Arg) -> Out:
+    """write(driver connection, arg) on a pooled connection; driver errors raised as DBAPIError."""
+    driver_error = dialect.loaded_dbapi.Error
     raw = None
     try:
-        raw = engine.raw_connection()
-        if engine.dialect.name == "postgresql":
-            return _insert_postgresql(raw.driver_connection, params)
-        return _insert_sqlite(raw.driver_connection, params)
+        raw = pool.connect()
+        return write(raw.driver_connection, arg)
     except driver_error as exc:
         if raw is not None:
             raw.invalidate()  # its state is unknown (a lost server, an aborted statement): never reuse it
-        raise DBAPIError.instance("record_delivery", params, exc, driver_error, hide_parameters=True,
+        raise DBAPIError.instance("record_delivery", None, exc, driver_error,
                                   connection_invalidated=raw is not None) from exc
     finally:
         if raw is not None:
@@ -130,20 +142,39 @@ def _insert_postgresql(conn: Any, params: dict[str, Any]) -> int | None:
     return None if row is None else int(row[0])
 
 
-def _insert_sqlite(conn: Any, params: dict[str, Any]) -> int | None:
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, GroupCommit[dict[str, Any], int | None]] = (
+    weakref.WeakKeyDictionary())
+_SQLITE_WRITERS_LOCK = threading.Lock()
+
+
+def _sqlite_writer(engine: Engine) -> GroupCommit[dict[str, Any], int | None]:
+    """This process's group commit for the engine's database (it holds the pool, not the engine)."""
+    pool, dialect = engine.pool, engine.dialect
+    with _SQLITE_WRITERS_LOCK:
+        writer = _SQLITE_WRITERS.get(engine)
+        if writer is None:
+            writer = _SQLITE_WRITERS[engine] = GroupCommit(
+                lambda batch: _on_driver_connection(pool, dialect, _insert_sqlite_batch, batch))
+        return writer
+
+
+def _insert_sqlite_batch(conn: Any, batch: Sequence[dict[str, Any]]) -> list[int | None]:
+    """Every delivery of the batch in one transaction; None for each one already known."""
     # Take the write lock up front (see db.make_engine); everything is ready before it is held.
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if conn.execute(_SQLITE_FINGERPRINT, params).fetchone() is None:
-            conn.execute("ROLLBACK")
-            return None
-        delivery_id = int(conn.execute(_SQLITE_DELIVERY, params).fetchone()[0])
+        results: list[int | None] = []
+        for params in batch:
+            if conn.execute(_SQLITE_FINGERPRINT, params).fetchone() is None:
+                results.append(None)  # a duplicate (possibly of an earlier item of this batch)
+            else:
+                results.append(int(conn.execute(_SQLITE_DELIVERY, params).fetchone()[0]))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return delivery_id
+    return results
 
 
 @functools.cache
@@ -186,32 +217,45 @@ class PruneResult:
     deliveries: int
 
 
-def prune(engine: Engine, fingerprint_retention: float, delivery_retention: float, batch_size: int = 5000,
-          progress: Callable[[str, int], None] | None = None, now: datetime | None = None) -> PruneResult:
-    """Delete expired fingerprints and finished deliveries in small batches (short transactions)."""
+# Rows per prune transaction. SQLite has one writer: a smaller batch holds the write lock (which every
+# ingest needs) for a few milliseconds only.
+PRUNE_BATCH = {"sqlite": 500, "postgresql": 5000}
+
+
+def prune(engine: Engine, fingerprint_retention: float, delivery_retention: float, batch_size: int | None = None,
+          progress: Callable[[str, int], None] | None = None, now: datetime | None = None,
+          sleep: Callable[[float], None] = time.sleep) -> PruneResult:
+    """Delete expired fingerprints and finished deliveries in small batches (short transactions).
+
+    After each batch it pauses as long as the batch took, so ingest always gets at least half of the
+    database's time, however large the backlog of expired rows.
+    """
     now = now or utcnow()
+    batch_size = batch_size or PRUNE_BATCH.get(engine.dialect.name, 1000)
     fp_cutoff = now - timedelta(seconds=fingerprint_retention)
     delivery_cutoff = now - timedelta(seconds=delivery_retention)
     removed_fps = _delete_in_batches(
-        engine, Fingerprint.id, Fingerprint.last_seen_at < fp_cutoff, batch_size,
+        engine, Fingerprint.id, Fingerprint.last_seen_at < fp_cutoff, batch_size, sleep,
         lambda n: progress("fingerprints", n) if progress else None,
     )
     removed_deliveries = _delete_in_batches(
         engine, Delivery.id, (Delivery.status.in_(FINISHED_STATUSES)) & (Delivery.finished_at < delivery_cutoff),
-        batch_size, lambda n: progress("deliveries", n) if progress else None,
+        batch_size, sleep, lambda n: progress("deliveries", n) if progress else None,
     )
     return PruneResult(removed_fps, removed_deliveries)
 
 
 def _delete_in_batches(engine: Engine, id_column: object, condition: object, batch_size: int,
-                       progress: Callable[[int], None]) -> int:
+                       sleep: Callable[[float], None], progress: Callable[[int], None]) -> int:
     table = id_column.class_  # type: ignore[attr-defined]
+    ids = select(id_column).where(condition).limit(batch_size)  # type: ignore[call-overload]
     total = 0
     while True:
+        started = time.monotonic()
         with engine.begin() as conn:
-            ids = select(id_column).where(condition).limit(batch_size)  # type: ignore[call-overload]
             removed = conn.execute(delete(table).where(id_column.in_(ids))).rowcount  # type: ignore[attr-defined]
         total += removed
         progress(total)
         if removed < batch_size:
             return total
+        sleep(time.monotonic() - started)

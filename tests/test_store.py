@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from connector.events import validate_event
 from connector.fingerprint import fingerprint
@@ -68,3 +68,55 @@ def test_thin_duplicate_requeues_the_nc_only_when_enrichment_needs_it(engine):
     with engine.connect() as conn:
         statuses = sorted(s for (s,) in conn.execute(select(Delivery.status)))
     assert statuses == ["processing", "queued"]
+
+
+def test_concurrent_copies_in_one_process_make_one_delivery_each(engine):
+    # Threads of one web process: on SQLite their INSERTs share transactions (group commit); copies of
+    # one content may land in one batch, and exactly one of them is accepted on either database.
+    import threading
+
+    outcomes: list[object] = []
+    start = threading.Barrier(12)
+
+    def sender(thread: int) -> None:
+        start.wait()
+        for i in range(20):
+            outcomes.append(store(engine, i, None))
+
+    threads = [threading.Thread(target=sender, args=(t,)) for t in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    accepted = [o for o in outcomes if isinstance(o, Accepted)]
+    assert len(outcomes) == 240
+    assert sorted(o.fingerprint for o in accepted) == sorted({o.fingerprint for o in outcomes})  # type: ignore[attr-defined]
+    assert len(accepted) == 20
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Delivery)).scalar_one() == 20
+        assert conn.execute(select(func.sum(Fingerprint.times_seen))).scalar_one() == 240
+
+
+def test_prune_pauses_between_batches_as_long_as_each_took(engine):
+    for i in range(10):
+        store(engine, i)
+    old = utcnow() - timedelta(days=8)
+    with engine.begin() as conn:
+        conn.execute(update(Fingerprint).values(first_seen_at=old, last_seen_at=old))
+    pauses: list[float] = []
+    assert prune(engine, 7 * 86400, 7 * 86400, batch_size=3, sleep=pauses.append).fingerprints == 10
+    # full batches of 3, 3, 3 are each followed by a pause; the last (1 row) ends the run
+    assert len(pauses) == 3 and all(0 < pause < 5 for pause in pauses)
+
+
+def test_prune_batches_are_short_on_sqlite_by_default(engine):
+    old = utcnow() - timedelta(days=8)
+    rows = [{"fingerprint": f"{i:064x}", "webhook_id": None, "nc_id": "NC-1-1", "event_type": "nc.updated",
+             "first_seen_at": old, "last_seen_at": old, "times_seen": 1} for i in range(1200)]
+    with engine.begin() as conn:
+        conn.execute(insert(Fingerprint), rows)
+    seen: list[int] = []
+    prune(engine, 7 * 86400, 7 * 86400, progress=lambda table, n: seen.append(n) if table == "fingerprints" else None,
+          sleep=lambda seconds: None)
+    # SQLite has one writer: 500 rows per transaction there; PostgreSQL locks rows, 5000 at once
+    assert seen == ([500, 1000, 1200] if engine.dialect.name == "sqlite" else [1200])
