@@ -227,8 +227,8 @@ def prune(engine: Engine, fingerprint_retention: float, delivery_retention: floa
           sleep: Callable[[float], None] = time.sleep) -> PruneResult:
     """Delete expired fingerprints and finished deliveries in small batches (short transactions).
 
-    After each batch it pauses as long as the batch took, so ingest always gets at least half of the
-    database's time, however large the backlog of expired rows.
+    After each batch it pauses as long as the batch held its transaction open, so ingest gets at least
+    half of the database's time, however large the backlog of expired rows.
     """
     now = now or utcnow()
     batch_size = batch_size or PRUNE_BATCH.get(engine.dialect.name, 1000)
@@ -251,11 +251,12 @@ def _delete_in_batches(engine: Engine, id_column: object, condition: object, bat
     ids = select(id_column).where(condition).limit(batch_size)  # type: ignore[call-overload]
     total = 0
     while True:
-        started = time.monotonic()
         with engine.begin() as conn:
+            started = time.monotonic()  # the transaction has begun: on SQLite the write lock is ours from here
             removed = conn.execute(delete(table).where(id_column.in_(ids))).rowcount  # type: ignore[attr-defined]
+        held = time.monotonic() - started
         total += removed
         progress(total)
         if removed < batch_size:
             return total
-        sleep(time.monotonic() - started)
+        sleep(held)

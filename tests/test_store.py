@@ -97,7 +97,7 @@ def test_concurrent_copies_in_one_process_make_one_delivery_each(engine):
         assert conn.execute(select(func.sum(Fingerprint.times_seen))).scalar_one() == 240
 
 
-def test_prune_pauses_between_batches_as_long_as_each_took(engine):
+def test_prune_pauses_between_batches_as_long_as_each_held_the_database(engine):
     for i in range(10):
         store(engine, i)
     old = utcnow() - timedelta(days=8)
