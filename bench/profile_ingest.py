@@ -81,7 +81,8 @@ def deliveries(count: int, tag: str) -> list[tuple[dict[str, Any], bytes]]:
 def send_all(app: WsgiApp, items: list[tuple[dict[str, Any], bytes]]) -> None:
     statuses: list[str] = []
     for environ, body in items:
-        answer = app(environ | {"wsgi.input": io.BytesIO(body)}, lambda status, headers, exc=None: statuses.append(status))
+        answer = app(environ | {"wsgi.input": io.BytesIO(body)},
+                     lambda status, headers, exc=None: statuses.append(status))
         b"".join(answer)
         if statuses[-1][:3] not in ("200", "202"):
             raise SystemExit(f"unexpected answer {statuses[-1]}")
@@ -116,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             for name, app in pair if round_ % 2 == 0 else reversed(pair):
                 figures[name].append(cpu_per_request(app, deliveries(args.requests, f"{name[:4]}{round_}")))
         for name, values in figures.items():
+            median = sorted(values)[len(values) // 2]
             shown = ", ".join(f"{v:.3f}" for v in values)
-            print(f"{args.db}: {name:13} CPU per delivery (ms): median {sorted(values)[len(values) // 2]:.3f} ({shown})")
+            print(f"{args.db}: {name:13} CPU per delivery (ms): median {median:.3f} ({shown})")
         if not args.no_tree:
             from pyinstrument import Profiler
 
