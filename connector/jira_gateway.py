@@ -12,6 +12,10 @@ Nothing is retried here, on purpose: Jira has no idempotency key for creates, an
 client's own retries of a POST can create duplicates (pycontribs/jira#1484). Each failure becomes one
 ``JiraError`` that says whether a retry is sensible, when (Retry-After), and whether the request may
 have taken effect (``outcome_unknown``); the worker decides.
+
+Every answer is also read for Jira's rate-limit signals (``X-RateLimit-NearLimit: true``, sent once
+less than 20% of a budget is left; a 429; a 503 with Retry-After): ``take_pressure()`` hands the
+strongest one this thread's calls met to the caller, which shares it with the other workers.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ __all__ = [
     "JiraClientGateway",
     "JiraError",
     "JiraGateway",
+    "Pressure",
     "Transition",
     "gateway_from_settings",
 ]
@@ -102,8 +107,25 @@ class IssueState:
     fields: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Pressure:
+    """Jira asked us to slow down: ``X-RateLimit-NearLimit: true``, a 429, or a 503 with Retry-After."""
+
+    status: int
+    near_limit: bool
+    retry_after: float | None = None  # seconds, from a 429's or 503's Retry-After (or X-RateLimit-Reset)
+    remaining: int | None = None  # X-RateLimit-Remaining, when Jira sent it
+    reason: str | None = None  # RateLimit-Reason (which limit), when Jira sent it
+
+
 class JiraGateway(Protocol):
-    """What the sync engine needs from Jira. Every method raises ``JiraError`` on failure."""
+    """What the sync engine needs from Jira. Every method raises ``JiraError`` on failure.
+
+    ``take_pressure`` returns (and forgets) the strongest rate-limit signal that the calling thread's
+    calls have met since it last asked, or None.
+    """
+
+    def take_pressure(self) -> Pressure | None: ...
 
     def find_issues_by_label(self, label: str, project: str) -> list[str]: ...
 
@@ -164,9 +186,15 @@ class JiraClientGateway:
         _no_retries(self._session)
         self._deployment_lock = threading.Lock()
         self._cloud: bool | None = None
+        self._seen = threading.local()  # .pressure: the strongest signal this thread has met
 
     def close(self) -> None:
         self._session.close()
+
+    def take_pressure(self) -> Pressure | None:
+        seen: Pressure | None = getattr(self._seen, "pressure", None)
+        self._seen.pressure = None
+        return seen
 
     # -- the gateway ------------------------------------------------------------------------------
 
@@ -375,18 +403,27 @@ class JiraClientGateway:
                 # A redirect would turn a POST into a GET (and may strip auth): report it instead.
                 allow_redirects=False)
             status = str(response.status_code)
+            self._observe(response)
             if response.is_redirect:
                 raise JiraError(f"Jira redirected to {response.headers.get('Location')!r}: "
                                 f"set {ENV_PREFIX}JIRA_URL to the final address", status=response.status_code)
             return response
         except JIRAError as exc:
             status = str(exc.status_code or "error")
+            if isinstance(exc.response, requests.Response):
+                self._observe(exc.response)
             raise self._from_jira_error(exc) from None  # the JIRAError's str() dumps headers and cookies
         except requests.RequestException as exc:
             status = "timeout" if isinstance(exc, requests.Timeout) else "connection_error"
             raise self._from_requests_error(exc) from None
         finally:
             JIRA_CALLS.labels(method=op, status=status).observe(time.perf_counter() - started)
+
+    def _observe(self, response: requests.Response) -> None:
+        """Keep the answer's rate-limit signal for take_pressure(), if it is the strongest so far."""
+        found = _pressure(response)
+        if found is not None:
+            self._seen.pressure = _stronger(getattr(self._seen, "pressure", None), found)
 
     def _from_jira_error(self, exc: JIRAError) -> JiraError:
         response = exc.response if isinstance(exc.response, requests.Response) else None
@@ -565,6 +602,26 @@ def _retry_after(response: requests.Response, now: datetime | None = None) -> fl
         except ValueError:
             return None
     return None
+
+
+def _pressure(response: requests.Response) -> Pressure | None:
+    """The answer's rate-limit signal: NearLimit true, a 429, or a 503 with Retry-After; else None."""
+    code = response.status_code
+    near = response.headers.get("X-RateLimit-NearLimit", "").strip().casefold() == "true"
+    retry_after = _retry_after(response) if code in (429, 503) else None
+    if not (near or code == 429 or retry_after is not None):
+        return None
+    remaining = response.headers.get("X-RateLimit-Remaining", "").strip()
+    return Pressure(status=code, near_limit=near, retry_after=retry_after,
+                    remaining=int(remaining) if remaining.isdigit() else None,
+                    reason=response.headers.get("RateLimit-Reason"))
+
+
+def _stronger(old: Pressure | None, new: Pressure) -> Pressure:
+    """The signal asking for the longer wait; the newer one on a tie."""
+    if old is None or (new.retry_after or 0.0) >= (old.retry_after or 0.0):
+        return new
+    return old
 
 
 def _maybe_sent(exc: requests.RequestException) -> bool:

@@ -8,7 +8,7 @@ A claim is a lease: a crashed worker's deliveries become claimable again when it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -198,19 +198,37 @@ def replay(engine: Engine, ids: Sequence[int] = (), all_dead: bool = False) -> i
 
 def pause(engine: Engine, name: str, seconds: float) -> None:
     """Every worker waits until now + seconds before calling `name` again (Jira's Retry-After)."""
-    not_before = utcnow() + timedelta(seconds=seconds)
+    pause_all(engine, {name: seconds})
+
+
+def pause_all(engine: Engine, pauses: Mapping[str, float]) -> None:
+    """`pause` for each name, in one transaction. A pause is only ever lengthened, never shortened."""
+    now = utcnow()
     with engine.begin() as conn:
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        conn.execute(dialect.insert(Throttle).values(name=name, not_before=not_before).on_conflict_do_nothing())
-        conn.execute(update(Throttle).where(Throttle.name == name, Throttle.not_before < not_before)
-                     .values(not_before=not_before))
+        for name, seconds in pauses.items():
+            not_before = now + timedelta(seconds=seconds)
+            conn.execute(dialect.insert(Throttle).values(name=name, not_before=not_before).on_conflict_do_nothing())
+            conn.execute(update(Throttle).where(Throttle.name == name, Throttle.not_before < not_before)
+                         .values(not_before=not_before))
 
 
-def paused_for(engine: Engine, name: str) -> float:
+def paused_for(bind: Engine | Connection, name: str) -> float:
     """Seconds until `name` may be called again (0 when it may be called now)."""
-    with engine.connect() as conn:
-        not_before = conn.execute(select(Throttle.not_before).where(Throttle.name == name)).scalar_one_or_none()
-    return max(0.0, (not_before - utcnow()).total_seconds()) if not_before else 0.0
+    return throttled(bind, name)[name]
+
+
+def throttled(bind: Engine | Connection, *names: str) -> dict[str, float]:
+    """Seconds left on each named pause (0 for none), read in one query (on `bind` if a connection)."""
+    query = select(Throttle.name, Throttle.not_before).where(Throttle.name.in_(names))
+    if isinstance(bind, Connection):
+        rows = bind.execute(query).all()
+    else:
+        with bind.connect() as conn:
+            rows = conn.execute(query).all()
+    now = utcnow()
+    found = {name: max(0.0, (not_before - now).total_seconds()) for name, not_before in rows}
+    return {name: found.get(name, 0.0) for name in names}
 
 
 def queue_figures(engine: Engine) -> dict[str, object]:

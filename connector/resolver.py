@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from connector.jira_gateway import FieldInfo, JiraGateway
+from typing import Protocol
+
+from connector.jira_gateway import FieldInfo
+
+
+class JiraLookups(Protocol):
+    """The two Jira reads the resolver makes (a JiraGateway has them)."""
+
+    def fields(self) -> list[FieldInfo]: ...
+
+    def account_id(self, email: str) -> str | None: ...
 
 
 class CachedResolver:
     """Resolves custom fields by id or name (Jira's field list, fetched once) and users by e-mail."""
 
-    def __init__(self, gateway: JiraGateway) -> None:
+    def __init__(self, gateway: JiraLookups) -> None:
         self._gateway = gateway
         self._fields: dict[str, FieldInfo] | None = None
         self._accounts: dict[str, str | None] = {}

@@ -4,11 +4,16 @@ Exactly one issue per NC: the link row is reserved and marked `creating` (commit
 create call. A later attempt that finds `creating` searches Jira for the marker label first; when
 the search finds nothing it waits until Jira's search lag (jira_search_lag) has passed since the
 create was sent before creating again, so index lag cannot produce a second issue.
+
+Every Jira call is made through `Syncer._call` (connector.jira_throttle): no call during Jira's
+Retry-After, and one call at a time across all workers while Jira signals rate-limit pressure.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -16,7 +21,8 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 
 from connector import links, queue
-from connector.jira_gateway import JiraError, JiraGateway
+from connector.jira_gateway import FieldInfo, JiraError, JiraGateway
+from connector.jira_throttle import JiraThrottle, LockBusy, Paused
 from connector.links import Link
 from connector.mapping import Mapping, marker_label
 from connector.queue import Claim, finish
@@ -60,15 +66,21 @@ class Enricher(Protocol):
 
 class Syncer:
     def __init__(self, engine: Engine, gateway: JiraGateway, mapping: Mapping, search_lag: float,
-                 enricher: Enricher | None = None, lease_seconds: float = 120.0) -> None:
+                 enricher: Enricher | None = None, lease_seconds: float = 120.0,
+                 throttle: JiraThrottle | None = None) -> None:
         self.engine = engine
         self.gateway = gateway
         self.mapping = mapping
         self.search_lag = search_lag  # also how long a write whose answer we missed may take to show
         self.enricher = enricher
         self.lease_seconds = lease_seconds
-        self.resolver = CachedResolver(gateway)
+        self.throttle = throttle or JiraThrottle(engine)
+        self.resolver = CachedResolver(_ThrottledLookups(self._call))
         self._claim: Claim | None = None  # the claim being synced (one at a time per worker)
+
+    def close(self) -> None:
+        """Let go of what careful mode holds (the PostgreSQL lock's connection, the SQLite lock file)."""
+        self.throttle.close()
 
     def sync(self, claim: Claim) -> SyncResult:
         """Sync the claimed NC; raises RetryLater, Permanent or LeaseLost (JiraError is translated)."""
@@ -78,11 +90,7 @@ class Syncer:
         except JiraError as exc:
             if not exc.retryable:
                 raise Permanent(f"Jira refused ({exc.status}): {exc.message}") from None
-            delay = exc.retry_after
-            if delay is not None:
-                # Tell every worker at once: the sooner this is shared, the fewer calls another
-                # worker starts in the meantime (the worker's own bookkeeping comes later).
-                queue.pause(self.engine, "jira", delay)
+            delay = exc.retry_after  # already shared with every worker by the throttle
             if exc.outcome_unknown:
                 # The write may still land: retrying at once could race it (an old edit landing
                 # after a newer one, a comment posted twice). Give it the time Jira takes to show it.
@@ -91,14 +99,24 @@ class Syncer:
         finally:
             self._claim = None
 
-    def _jira(self, write: bool = False) -> JiraGateway:
-        """The gateway, once Jira allows calls again (Retry-After) and, for a write, our claim still holds."""
-        wait = queue.paused_for(self.engine, "jira")
-        if wait > 0:
-            raise RetryLater("Jira asked every client to wait (Retry-After)", delay=wait, count_attempt=False)
+    @contextmanager
+    def _call(self, write: bool = False) -> Iterator[JiraGateway]:
+        """The gateway for ONE Jira call: `with self._call() as jira: jira.get_issue(key)`.
+
+        Not during Jira's Retry-After (RetryLater, not counted as an attempt); for a write, only while
+        our claim still holds (LeaseLost). In careful mode the block runs under the lock every worker
+        shares, so it must make one call and nothing slow besides.
+        """
         if write and self._claim is not None and not queue.renew(self.engine, self._claim, self.lease_seconds):
             raise LeaseLost(f"lost the claim on {self._claim.nc_id} to another worker")
-        return self.gateway
+        try:
+            with self.throttle.call(self.gateway) as jira:
+                yield jira
+        except Paused as exc:
+            raise RetryLater("Jira asked every client to wait (Retry-After)", delay=exc.wait,
+                             count_attempt=False) from None
+        except LockBusy as exc:
+            raise RetryLater(str(exc), delay=1.0, count_attempt=False) from None
 
     def _sync(self, claim: Claim) -> SyncResult:
         link = links.reserve(self.engine, claim.nc_id)
@@ -120,10 +138,12 @@ class Syncer:
         key, created = self._ensure_issue(link, plan, {"nc_id": claim.nc_id, "delivery_ids": claim.ids})
         writes = 1 if created else 0
         if not created and plan.fields_changed:
-            self._jira(write=True).update_issue(key, plan.edit_fields)
+            with self._call(write=True) as jira:
+                jira.update_issue(key, plan.edit_fields)
             writes += 1
         if plan.remote_link and (created or plan.link_changed):
-            self._jira(write=True).upsert_remote_link(key, plan.remote_link)
+            with self._call(write=True) as jira:
+                jira.upsert_remote_link(key, plan.remote_link)
             writes += 1
         links.mark_linked(self.engine, claim.nc_id, key, plan.fields_hash)
         status, moved = self._follow_status(key, link if not created else None, plan)
@@ -147,7 +167,8 @@ class Syncer:
         if link.state == "linked" and link.jira_key:
             return link.jira_key, False
         label = marker_label(self.mapping, link.nc_id)
-        found = self._jira().find_issues_by_label(label, plan.create_fields["project"]["key"])
+        with self._call() as jira:
+            found = jira.find_issues_by_label(label, plan.create_fields["project"]["key"])
         if found:
             if len(found) > 1:
                 log.warning("several Jira issues carry the marker label; adopting the oldest",
@@ -162,10 +183,10 @@ class Syncer:
                 # A create was sent and its outcome is unknown; Jira's search may not show it yet.
                 raise RetryLater("an earlier create may exist in Jira; waiting out the search lag",
                                  delay=wait, count_attempt=False)
-        gateway = self._jira(write=True)
-        links.mark_creating(self.engine, link.nc_id)
         try:
-            key = gateway.create_issue(plan.create_fields)
+            with self._call(write=True) as jira:
+                links.mark_creating(self.engine, link.nc_id)  # only once the call is sure to be made
+                key = jira.create_issue(plan.create_fields)
         except JiraError as exc:
             if not exc.outcome_unknown:
                 links.mark_not_created(self.engine, link.nc_id)
@@ -180,13 +201,16 @@ class Syncer:
         known = link.jira_status if link else None
         if target is None or (known is not None and known.casefold() == target.casefold()):
             return known, 0
-        current = self._jira().get_issue(key).status
+        with self._call() as jira:
+            current = jira.get_issue(key).status
         if current.casefold() == target.casefold():
             return current, 0
-        options = self._jira().transitions(key)
+        with self._call() as jira:
+            options = jira.transitions(key)
         for transition in options:
             if transition.to_status.casefold() == target.casefold():
-                self._jira(write=True).transition_issue(key, transition.id)
+                with self._call(write=True) as jira:
+                    jira.transition_issue(key, transition.id)
                 return transition.to_status, 1
         available = ", ".join(f"{t.name!r} -> {t.to_status!r}" for t in options) or "none"
         raise Permanent(f"no transition leads from {current!r} to {target!r} on {key}; available: {available}")
@@ -209,10 +233,10 @@ class Syncer:
                 if wait > 0:  # that post may still land: do not post a second copy yet
                     raise RetryLater("an earlier comment post may still land in Jira; waiting", delay=wait,
                                      count_attempt=False)
-            gateway = self._jira(write=True)
-            links.reserve_comment(self.engine, nc_id, comment.key)
             try:
-                comment_id = gateway.add_comment(key, comment.body)
+                with self._call(write=True) as jira:
+                    links.reserve_comment(self.engine, nc_id, comment.key)  # only once the post is sure
+                    comment_id = jira.add_comment(key, comment.body)
             except JiraError as exc:
                 if not exc.outcome_unknown:
                     links.forget_comment(self.engine, nc_id, comment.key)
@@ -224,8 +248,25 @@ class Syncer:
     def _comments_in_jira(self, key: str) -> dict[str, str]:
         """marker -> comment id for the issue's comments that carry one of our markers."""
         found: dict[str, str] = {}
-        for comment_id, body in self._jira().comments(key):
+        with self._call() as jira:
+            comments = jira.comments(key)
+        for comment_id, body in comments:
             last_line = body.rstrip().rsplit("\n", 1)[-1]
             if last_line.startswith("[qualio-comment:"):
                 found[last_line] = comment_id
         return found
+
+
+class _ThrottledLookups:
+    """The resolver's Jira look-ups (made on a cache miss), each through the throttle like any other call."""
+
+    def __init__(self, call: Callable[[], AbstractContextManager[JiraGateway]]) -> None:
+        self._call = call
+
+    def fields(self) -> list[FieldInfo]:
+        with self._call() as jira:
+            return jira.fields()
+
+    def account_id(self, email: str) -> str | None:
+        with self._call() as jira:
+            return jira.account_id(email)

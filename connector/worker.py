@@ -129,4 +129,5 @@ class Worker:
             if not busy and not stop.is_set():
                 waiter.wait(self.settings.worker_poll_interval)
         waiter.close()
+        self.syncer.close()
         log.info("worker stopped", extra={"worker": self.worker_id})

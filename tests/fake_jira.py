@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.jira_gateway import FieldInfo, IssueState, JiraError, Transition
+from connector.jira_gateway import FieldInfo, IssueState, JiraError, Pressure, Transition
 
 WORKFLOW = {  # status -> transitions (id, name, to)
     "To Do": [("11", "Start", "In Progress"), ("31", "Done", "Done")],
@@ -33,12 +33,20 @@ class FakeJira:
         self.search_visible = True  # False simulates Jira Cloud's search index lag
         self.comments_visible = True  # False: a slow comment post has not landed yet
         self.before: dict[str, Any] = {}  # method -> callable run as the call arrives (another worker acts)
+        self.pressure_on: dict[str, Pressure] = {}  # method -> the rate-limit signal its next answer carries
+        self._pressure: Pressure | None = None
         self._ids = itertools.count(1)
+
+    def take_pressure(self) -> Pressure | None:
+        seen, self._pressure = self._pressure, None
+        return seen
 
     def _enter(self, method: str, target: str) -> None:
         self.calls.append((method, target))
         if method in self.before:
             self.before.pop(method)()
+        if method in self.pressure_on:
+            self._pressure = self.pressure_on.pop(method)
         errors = self.fail_next.get(method)
         if errors:
             raise errors.pop(0)
@@ -101,9 +109,11 @@ class FakeJira:
         self.issues[key].links[link["globalId"]] = link
 
     def fields(self) -> list[FieldInfo]:
+        self._enter("fields", "")
         return [FieldInfo("customfield_10010", "Severity", "option", None)]
 
     def account_id(self, email: str) -> str | None:
+        self._enter("account_id", email)
         return {"dana@example.com": "acc-dana"}.get(email)
 
     def check_project(self, project: str, issue_type: str) -> list[str]:

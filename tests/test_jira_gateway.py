@@ -30,6 +30,7 @@ from connector.jira_gateway import (
     IssueState,
     JiraClientGateway,
     JiraError,
+    Pressure,
     Transition,
     gateway_from_settings,
 )
@@ -330,6 +331,76 @@ def test_retry_after_may_be_an_http_date(rsps: responses.RequestsMock) -> None:
         cloud_gateway().create_issue(CREATE_FIELDS)
     assert caught.value.retry_after is not None and 100 < caught.value.retry_after <= 120
     assert caught.value.message == "HTTP 503 Service Unavailable"
+
+
+# -- rate-limit signals -------------------------------------------------------------------------------
+
+NEAR = {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "12", "X-RateLimit-NearLimit": "true"}
+
+
+def test_near_limit_on_a_success_is_reported_once(rsps: responses.RequestsMock) -> None:
+    rsps.put(f"{CLOUD}{API}issue/NC-24", status=204, headers=NEAR)
+    gateway = cloud_gateway()
+    gateway.update_issue("NC-24", {"summary": "s"})
+    assert gateway.take_pressure() == Pressure(status=204, near_limit=True, retry_after=None, remaining=12,
+                                               reason=None)
+    assert gateway.take_pressure() is None  # taken
+    check_request(rsps.calls[0], "PUT", f"{API}issue/NC-24", body={"fields": {"summary": "s"}})
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "20"},  # 20% left: not near yet
+    {**NEAR, "X-RateLimit-NearLimit": "false"},
+])
+def test_an_answer_without_pressure_reports_none(rsps: responses.RequestsMock, headers: dict[str, str]) -> None:
+    rsps.get(f"{CLOUD}{API}issue/NC-24", json=fixture("issue_nc_24"), headers=headers)
+    gateway = cloud_gateway()
+    gateway.get_issue("NC-24")
+    assert gateway.take_pressure() is None
+
+
+@pytest.mark.parametrize(("status", "headers", "expected"), [
+    (429, {"Retry-After": "5", "X-RateLimit-Remaining": "0", "X-RateLimit-NearLimit": "true",
+           "RateLimit-Reason": "jira-burst-based"},
+     Pressure(status=429, near_limit=True, retry_after=5.0, remaining=0, reason="jira-burst-based")),
+    (429, {}, Pressure(status=429, near_limit=False)),  # rate limited without saying for how long
+    (503, {"Retry-After": "7"}, Pressure(status=503, near_limit=False, retry_after=7.0)),
+    (503, {}, None),  # plain unavailability is no rate-limit signal
+])
+def test_a_refusal_reports_its_pressure_and_still_raises(rsps: responses.RequestsMock, status: int,
+                                                         headers: dict[str, str], expected: Pressure | None) -> None:
+    rsps.post(f"{CLOUD}{API}issue/NC-24/comment", json=fixture("error_429"), status=status, headers=headers)
+    gateway = cloud_gateway()
+    with pytest.raises(JiraError) as caught:
+        gateway.add_comment("NC-24", "hello")
+    assert caught.value.status == status
+    assert gateway.take_pressure() == expected
+    assert len(rsps.calls) == 1
+
+
+def test_the_strongest_signal_since_the_last_take_is_kept(rsps: responses.RequestsMock) -> None:
+    rsps.post(f"{CLOUD}{API}issue/NC-24/comment", json=fixture("error_429"), status=429,
+              headers={"Retry-After": "9"})
+    rsps.put(f"{CLOUD}{API}issue/NC-24", status=204, headers=NEAR)
+    gateway = cloud_gateway()
+    with pytest.raises(JiraError):
+        gateway.add_comment("NC-24", "hello")
+    gateway.update_issue("NC-24", {"summary": "s"})  # a milder signal after the 429
+    pressure = gateway.take_pressure()
+    assert pressure is not None and (pressure.status, pressure.retry_after) == (429, 9.0)
+
+
+def test_pressure_belongs_to_the_thread_that_met_it(rsps: responses.RequestsMock) -> None:
+    rsps.put(f"{CLOUD}{API}issue/NC-24", status=204, headers=NEAR)
+    gateway = cloud_gateway()
+    seen: list[Pressure | None] = []
+    worker = threading.Thread(target=lambda: (gateway.update_issue("NC-24", {"summary": "s"}),
+                                              seen.append(gateway.take_pressure())))
+    worker.start()
+    worker.join(10)
+    assert seen and seen[0] is not None and seen[0].near_limit
+    assert gateway.take_pressure() is None
 
 
 def test_create_issue_read_timeout_is_an_unknown_outcome(rsps: responses.RequestsMock) -> None:

@@ -62,6 +62,13 @@ def test_throttle_pauses_every_worker(engine):
     assert 25 < queue.paused_for(engine, "jira") <= 30
 
 
+def test_several_pauses_are_recorded_together_and_read_in_one_query(engine):
+    queue.pause_all(engine, {"jira": 5, "jira-careful": 30})
+    queue.pause_all(engine, {"jira": 1, "jira-careful": 60})  # each only ever lengthened
+    waits = queue.throttled(engine, "jira", "jira-careful", "never-paused")
+    assert 3 < waits["jira"] <= 5 and 55 < waits["jira-careful"] <= 60 and waits["never-paused"] == 0
+
+
 def test_a_new_delivery_does_not_pull_a_waiting_one_forward(engine):
     deliver(engine, "NC-1-1", "a")
     claim = queue.claim_next(engine, "w1", 60)

@@ -672,6 +672,34 @@ def test_rate_limit_budget(client: FlaskClient, state: SandboxState, clock: Fake
     assert state.stats()["faultsServed"]["budget"] == 2
 
 
+def rate_limit_headers(response: Any) -> tuple[str | None, ...]:
+    return tuple(response.headers.get(name) for name in
+                 ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-NearLimit"))
+
+
+def test_budgeted_answers_say_what_is_left_and_when_it_is_near_the_limit(client: FlaskClient, state: SandboxState,
+                                                                          clock: FakeClock) -> None:
+    """Like Jira Cloud: X-RateLimit-Limit/-Remaining on every counted answer, NearLimit under 20% left."""
+    state.set_budget(10, 10)
+    created = call(client, "POST", f"{V2}/issue", new_issue())
+    key = created.get_json()["key"]
+    answers = [call(client, "PUT", f"{V2}/issue/{key}", {"fields": {"summary": f"edit {n}"}}) for n in range(9)]
+    refused = call(client, "POST", f"{V2}/issue/{key}/comment", {"body": "one too many"})
+    assert [a.status_code for a in answers] == [204] * 9 and refused.status_code == 429
+    assert [rate_limit_headers(a) for a in [created, *answers]] == [
+        *[("10", str(left), None) for left in range(9, 1, -1)],  # 9 .. 2 of 10 left: 20% or more
+        ("10", "1", "true"), ("10", "0", "true"),  # under 20% left
+    ]
+    assert rate_limit_headers(refused) == ("10", "0", "true") and refused.headers["Retry-After"] == "10"
+    assert rate_limit_headers(call(client, "GET", f"{V2}/issue/{key}")) == (None, None, None)  # reads: not counted
+    clock.advance(10)  # the window has moved past every earlier write
+    invalid = call(client, "PUT", f"{V2}/issue/{key}", {"fields": {"bogus": 1}})
+    assert invalid.status_code == 400 and rate_limit_headers(invalid) == ("10", "9", None)  # counted though refused
+    state.clear_faults()
+    assert rate_limit_headers(call(client, "PUT", f"{V2}/issue/{key}", {"fields": {"summary": "free"}})) == (
+        None, None, None)
+
+
 def test_per_issue_write_budget(client: FlaskClient, state: SandboxState) -> None:
     first, second = create(client), create(client)
     state.set_budget(1, 30, per_issue=True)

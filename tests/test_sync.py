@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -11,11 +13,12 @@ from sqlalchemy import select, update
 from connector import links, queue
 from connector.events import validate_event
 from connector.fingerprint import fingerprint
-from connector.jira_gateway import JiraError
+from connector.jira_gateway import JiraError, Pressure
+from connector.jira_throttle import CAREFUL, JiraThrottle, LockBusy
 from connector.mapping import default_mapping_path, load_mapping
 from connector.models import Delivery, NcLink
 from connector.store import record_delivery, utcnow
-from connector.sync import Syncer
+from connector.sync import RetryLater, Syncer
 from connector.worker import Worker
 from tests.conftest import FIXTURES, load_fixture, make_settings
 from tests.fake_jira import FakeJira
@@ -362,3 +365,46 @@ def test_a_sync_that_lost_its_claim_after_its_last_write_records_nothing(engine,
     worker.run_once()
     after = links.get(engine, "NCR-12")
     assert after.nc_state == before.nc_state and after.last_event_at == before.last_event_at
+
+
+def test_the_resolvers_jira_lookups_wait_out_a_retry_after_too(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))  # its owner's account is looked up in Jira
+    claim = queue.claim_next(engine, "w1", 60)
+    queue.pause(engine, "jira", 30)  # another worker was answered 429 meanwhile
+    with pytest.raises(RetryLater) as caught:
+        worker.syncer.sync(claim)
+    assert caught.value.count_attempt is False and 25 < caught.value.delay <= 30
+    assert jira.calls == []
+
+
+def test_near_limit_during_a_sync_turns_careful_mode_on_and_the_sync_goes_on(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))
+    jira.pressure_on["create_issue"] = Pressure(status=201, near_limit=True, remaining=3)
+    drain(worker)
+    assert [m for m, _ in jira.writes()] == ["create_issue", "upsert_remote_link"]  # the link: under the lock
+    assert statuses(engine) == ["done"] and queue.throttled(engine, CAREFUL)[CAREFUL] > 25
+
+
+class BusyLock:
+    """A careful-mode lock that another worker never lets go of."""
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        raise LockBusy("the Jira call lock was not free within 30s")
+        yield  # pragma: no cover
+
+    def close(self) -> None:
+        return None
+
+
+def test_a_lock_that_stays_taken_is_a_retry_that_costs_no_attempt(engine, db_url, jira):
+    settings = make_settings(db_url, NC_CONNECTOR_MAX_ATTEMPTS="3")
+    mapping = load_mapping(default_mapping_path(), project_override="QA")
+    syncer = Syncer(engine, jira, mapping, settings.jira_search_lag, throttle=JiraThrottle(engine, BusyLock()))
+    deliver(engine, load_fixture("nc_created"))
+    queue.pause(engine, CAREFUL, 30)
+    Worker(engine, settings, syncer).run_once()
+    with engine.connect() as conn:
+        row = conn.execute(select(Delivery)).one()
+    assert row.status == "queued" and row.attempts == 0 and "not free" in row.last_error
+    assert jira.calls == []

@@ -59,7 +59,10 @@ Control API (not under /rest, never logged, never faulted):
          "latency": 0.2 | {"seconds": 0.2, "method": "POST", "path": "..."} | [...] | null,   # replaces
          "budget": {"limit": 10, "window": 60, "methods": ["POST", "PUT", "DELETE"], "perIssue": false}
                    | null,                    # at most `limit` writes per sliding window, else 429 with
-                                              # Retry-After = seconds until a slot frees
+                                              # Retry-After = seconds until a slot frees. Every answer to
+                                              # a request the budget counts carries X-RateLimit-Limit,
+                                              # X-RateLimit-Remaining (slots left after it) and, once
+                                              # less than 20% is left, X-RateLimit-NearLimit: true
          "searchLag": 2.0}                    # seconds before writes become visible to search
                               answers {"faults": [...], "latency": [...], "budget": ..., "searchLag": ...}
     POST /_sandbox/reset      forget issues, requests, counters and faults (back to start-up options)

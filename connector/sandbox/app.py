@@ -729,10 +729,11 @@ class FaultMiddleware:
     def _forward(self, environ: WSGIEnvironment, start_response: StartResponse,
                  decision: Decision) -> Iterable[bytes]:
         statuses: list[int] = []
+        extra = decision.quota.headers() if decision.quota is not None else []  # X-RateLimit-* of a budget
 
         def capture(status_line: str, headers: Headers, exc_info: Any = None) -> Write:
             statuses.append(int(status_line.split()[0]))
-            return start_response(status_line, headers, exc_info)
+            return start_response(status_line, [*headers, *extra], exc_info)
 
         result = self.app(environ, capture)
         self.state.end_request(decision, statuses[-1] if statuses else None)

@@ -31,6 +31,7 @@ FAULT_ALIASES = {"429": "rate_limit", "503": "unavailable"}
 TEXT_LIMIT = 32767
 LINE_LIMIT = 255
 LOG_LIMIT = 10_000
+NEAR_LIMIT_SHARE = 0.2  # Jira Cloud sends X-RateLimit-NearLimit: true once less than this share is left
 SNAPSHOT_LIMIT = 50
 PROJECT_ID = "10000"
 
@@ -836,6 +837,25 @@ class LatencyRule:
         return {"seconds": self.seconds, "method": self.method, "path": self.path}
 
 
+@dataclass(frozen=True)
+class Quota:
+    """Where a request the budget counts left its window (Jira Cloud's X-RateLimit-* answer headers)."""
+
+    limit: int
+    remaining: int  # slots left in the window after this request; 0 for a refused one
+    retry_after: int | None = None  # refused: whole seconds until the window frees a slot
+
+    @property
+    def near_limit(self) -> bool:
+        """Jira Cloud's X-RateLimit-NearLimit: less than 20% of the budget is left."""
+        return self.remaining < self.limit * NEAR_LIMIT_SHARE
+
+    def headers(self) -> list[tuple[str, str]]:
+        """X-RateLimit-Limit and -Remaining, plus X-RateLimit-NearLimit: true when near the limit."""
+        found = [("X-RateLimit-Limit", str(self.limit)), ("X-RateLimit-Remaining", str(self.remaining))]
+        return [*found, ("X-RateLimit-NearLimit", "true")] if self.near_limit else found
+
+
 @dataclass
 class Budget:
     """At most `limit` requests with one of `methods` per sliding `window` seconds (per issue if `per_issue`)."""
@@ -846,8 +866,8 @@ class Budget:
     per_issue: bool = False
     hits: dict[str, deque[float]] = field(default_factory=dict)
 
-    def admit(self, method: str, path: str, now: float) -> int | None:
-        """None if admitted (and counted), else the whole seconds until the window frees a slot."""
+    def admit(self, method: str, path: str, now: float) -> Quota | None:
+        """None when the budget does not count this request; else its quota, refused if `retry_after` is set."""
         bucket_key = self._bucket(method, path)
         if bucket_key is None:
             return None
@@ -856,8 +876,13 @@ class Budget:
             bucket.popleft()
         if len(bucket) < self.limit:
             bucket.append(now)
-            return None
-        return max(1, math.ceil(bucket[0] + self.window - now))
+            return Quota(self.limit, self.limit - len(bucket))
+        return Quota(self.limit, 0, max(1, math.ceil(bucket[0] + self.window - now)))
+
+    def refusal(self, quota: Quota) -> Fault:
+        """The 429 for a refused request, with RateLimit-Reason as Jira Cloud names these limits."""
+        reason = "jira-per-issue-on-write" if self.per_issue else "jira-burst-based"
+        return Fault("budget", quota.retry_after, limit=self.limit, window=self.window, reason=reason)
 
     def _bucket(self, method: str, path: str) -> str | None:
         if method not in self.methods or not path.startswith("/rest/api/") or "/search" in path:
@@ -912,11 +937,15 @@ class RequestRecord:
 
 @dataclass(frozen=True)
 class Decision:
-    """What the middleware must do with a request: wait `latency`, then apply `fault` (if any)."""
+    """What the middleware must do with a request: wait `latency`, then apply `fault` (if any).
+
+    `quota`: set when the rate-limit budget counted the request (its answer carries X-RateLimit-*).
+    """
 
     record: RequestRecord
     latency: float
     fault: Fault | None
+    quota: Quota | None = None
 
 
 def parse_fault_rule(spec: Any) -> FaultRule:
@@ -1347,11 +1376,15 @@ class SandboxState:
             record = RequestRecord(self._seq, method, path, query, now, body)
             self._log.append(record)
             latency = sum(rule.seconds for rule in self._latency if rule.matches(method, path))
-            fault = self._take_fault(method, path) or self._budget_fault(method, path, now)
+            fault = self._take_fault(method, path)  # a request a fault rule answers is not counted
+            budget = self._budget if fault is None else None
+            quota = budget.admit(method, path, now) if budget is not None else None
+            if budget is not None and quota is not None and quota.retry_after is not None:
+                fault = budget.refusal(quota)
             if fault is not None:
                 record.fault = fault.kind
                 self._faults_served[fault.kind] += 1
-            return Decision(record, latency, fault)
+            return Decision(record, latency, fault, quota)
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         rule = next((r for r in self._rules if r.matches(method, path)), None)
@@ -1362,15 +1395,6 @@ class SandboxState:
             if rule.count <= 0:
                 self._rules.remove(rule)
         return Fault(rule.kind, rule.retry_after, rule.seconds)
-
-    def _budget_fault(self, method: str, path: str, now: float) -> Fault | None:
-        if self._budget is None:
-            return None
-        wait = self._budget.admit(method, path, now)
-        if wait is None:
-            return None
-        reason = "jira-per-issue-on-write" if self._budget.per_issue else "jira-burst-based"
-        return Fault("budget", wait, limit=self._budget.limit, window=self._budget.window, reason=reason)
 
     def end_request(self, decision: Decision, status: int | None, *, delivered: bool = True,
                     retry_after: int | None = None) -> None:
