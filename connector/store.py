@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Dialect, Engine, delete, insert, or_, select,
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import Pool
 
+from connector.db import begin_immediate
 from connector.events import NcEvent
 from connector.group_commit import GroupCommit
 from connector.models import Delivery, Fingerprint, UTCDateTime
@@ -161,7 +162,7 @@ def _sqlite_writer(engine: Engine) -> GroupCommit[dict[str, Any], int | None]:
 def _insert_sqlite_batch(conn: Any, batch: Sequence[dict[str, Any]]) -> list[int | None]:
     """Every delivery of the batch in one transaction; None for each one already known."""
     # Take the write lock up front (see db.make_engine); everything is ready before it is held.
-    conn.execute("BEGIN IMMEDIATE")
+    begin_immediate(conn)
     try:
         results: list[int | None] = []
         for params in batch:

@@ -270,9 +270,13 @@ def send(base: str, payload: dict[str, Any]) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_two_worker_processes_under_a_write_budget_send_nothing_before_retry_after(db_url, engine, tmp_path):
     """Jira's budget (20 writes / 3 s) is hit again and again; not one request arrives inside a Retry-After
-    (counted strictly: no allowance for calls in flight), and once careful mode is on the calls take turns."""
+    (counted strictly: no allowance for calls in flight), and once careful mode is on the calls take turns.
+
+    PostgreSQL only, the several-workers deployment (the SQLite lock file is tested across processes above)."""
     ncs = 40  # 80 writes: a create and a remote link each
     with running_sandbox(tmp_path / "sandbox.log") as sandbox:
         sandbox.faults(latency=0.02, budget={"limit": 20, "window": 3})
