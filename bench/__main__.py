@@ -115,7 +115,8 @@ def settings_lines(ctx: Context, code_at_start: str) -> list[str]:
         + (" (the best of a sweep over " + "/".join(map(str, cfg.sweep)) + " for ours)"
            if cfg.workers is None and cfg.mode == "full" else ""),
         "ours: `nc-connector serve --no-worker --workers N` (defaults otherwise: log level INFO, pool size 5, "
-        "pre-ping on); baseline: `gunicorn ... bench.baseline_app:create_app()` (bench/baseline_app.py)",
+        "no pre-ping, per-delivery log lines at DEBUG); baseline: `gunicorn ... bench.baseline_app:create_app()` "
+        "(bench/baseline_app.py)",
         f"load: {cfg.senders} concurrent senders ({cfg.processes} processes), HTTP/1.1 keep-alive, every body "
         f"distinct and signed when sent; {cfg.warmup:g} s warm-up then {cfg.duration:g} s measured; "
         f"{cfg.rounds} round(s) per database alternating who goes first; the median run of each side is reported",

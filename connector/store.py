@@ -218,10 +218,11 @@ class PruneResult:
     deliveries: int
 
 
-# Rows per prune transaction. SQLite has one writer: a smaller batch holds the write lock (which every
-# ingest needs) for a few milliseconds only.
+# Rows per prune transaction, at most. SQLite has one writer: there a batch also shrinks until it holds
+# the write lock (which every ingest needs) for about PRUNE_HOLD_SECONDS.
 PRUNE_BATCH = {"sqlite": 500, "postgresql": 5000}
-
+PRUNE_HOLD_SECONDS = 0.01
+PRUNE_MIN_BATCH = 50
 
 def prune(engine: Engine, fingerprint_retention: float, delivery_retention: float, batch_size: int | None = None,
           progress: Callable[[str, int], None] | None = None, now: datetime | None = None,
@@ -249,15 +250,29 @@ def prune(engine: Engine, fingerprint_retention: float, delivery_retention: floa
 def _delete_in_batches(engine: Engine, id_column: object, condition: object, batch_size: int,
                        sleep: Callable[[float], None], progress: Callable[[int], None]) -> int:
     table = id_column.class_  # type: ignore[attr-defined]
-    ids = select(id_column).where(condition).limit(batch_size)  # type: ignore[call-overload]
-    total = 0
+    sqlite = engine.dialect.name == "sqlite"
+    size, total = batch_size, 0
     while True:
+        ids = select(id_column).where(condition).limit(size)  # type: ignore[call-overload]
         with engine.begin() as conn:
             started = time.monotonic()  # the transaction has begun: on SQLite the write lock is ours from here
             removed = conn.execute(delete(table).where(id_column.in_(ids))).rowcount  # type: ignore[attr-defined]
         held = time.monotonic() - started
         total += removed
         progress(total)
-        if removed < batch_size:
+        if removed < size:
             return total
+        if sqlite:
+            _checkpoint(engine)
+            size = min(batch_size, max(PRUNE_MIN_BATCH, int(size * PRUNE_HOLD_SECONDS / max(held, 1e-4))))
         sleep(held)
+
+
+def _checkpoint(engine: Engine) -> None:
+    """Copy the WAL into the database now, without blocking anyone (PASSIVE): otherwise the pages prune
+    wrote are checkpointed by whichever ingest commit crosses the WAL's size limit, and it waits for that."""
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+    finally:
+        raw.close()
