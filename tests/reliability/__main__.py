@@ -24,7 +24,8 @@ def main() -> int:
         if args.soak:
             env[SOAK_ENV] = "1"
         here = Path(__file__).parent
-        code = subprocess.call([sys.executable, "-m", "pytest", "-q", str(here), *pytest_args], env=env)
+        # One scenario at a time (-n 0): the figures are then not slowed by a neighbour's load.
+        code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-n", "0", str(here), *pytest_args], env=env)
         if args.report and report_file.exists():
             print("\nreliability figures")
             for line in report_file.read_text(encoding="utf-8").splitlines():
