@@ -224,6 +224,7 @@ PRUNE_BATCH = {"sqlite": 500, "postgresql": 5000}
 PRUNE_HOLD_SECONDS = 0.01
 PRUNE_MIN_BATCH = 50
 
+
 def prune(engine: Engine, fingerprint_retention: float, delivery_retention: float, batch_size: int | None = None,
           progress: Callable[[str, int], None] | None = None, now: datetime | None = None,
           sleep: Callable[[float], None] = time.sleep) -> PruneResult:
