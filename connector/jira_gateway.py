@@ -99,12 +99,12 @@ class Transition:
 
 @dataclass(frozen=True)
 class IssueState:
-    """An issue as read back: ``key`` is the current key (Jira answers for an old key after a move)."""
+    """An issue's workflow state as read back: ``key`` is the current key (Jira answers for an old key
+    after a move); ``transitions`` are the ones available from ``status``."""
 
     key: str
     status: str
-    labels: list[str]
-    fields: dict[str, Any]
+    transitions: list[Transition]
 
 
 @dataclass(frozen=True)
@@ -134,8 +134,6 @@ class JiraGateway(Protocol):
     def update_issue(self, key: str, fields: dict[str, Any]) -> None: ...
 
     def get_issue(self, key: str) -> IssueState: ...
-
-    def transitions(self, key: str) -> list[Transition]: ...
 
     def transition_issue(self, key: str, transition_id: str) -> None: ...
 
@@ -228,17 +226,14 @@ class JiraClientGateway:
         self._send("update_issue", "PUT", f"issue/{_seg(key)}", body={"fields": fields})
 
     def get_issue(self, key: str) -> IssueState:
-        data = self._json("get_issue", "GET", f"issue/{_seg(key)}", dict)
-        fields = data.get("fields") or {}
-        status = (fields.get("status") or {}).get("name", "")
-        return IssueState(key=str(data.get("key") or key), status=str(status),
-                          labels=[str(label) for label in fields.get("labels") or []], fields=fields)
-
-    def transitions(self, key: str) -> list[Transition]:
-        data = self._json("transitions", "GET", f"issue/{_seg(key)}/transitions", dict)
-        return [Transition(id=str(t.get("id", "")), name=str(t.get("name", "")),
-                           to_status=str((t.get("to") or {}).get("name", "")))
-                for t in data.get("transitions") or []]
+        """Status and available transitions in ONE request (``expand=transitions``), not two."""
+        data = self._json("get_issue", "GET", f"issue/{_seg(key)}", dict,
+                          params={"fields": "status", "expand": "transitions"})
+        status = ((data.get("fields") or {}).get("status") or {}).get("name", "")
+        transitions = [Transition(id=str(t.get("id", "")), name=str(t.get("name", "")),
+                                  to_status=str((t.get("to") or {}).get("name", "")))
+                       for t in data.get("transitions") or [] if isinstance(t, dict)]
+        return IssueState(key=str(data.get("key") or key), status=str(status), transitions=transitions)
 
     def transition_issue(self, key: str, transition_id: str) -> None:
         # The spec types the transition id as a string (the jira client would send a number).

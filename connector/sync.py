@@ -202,11 +202,10 @@ class Syncer:
         if target is None or (known is not None and known.casefold() == target.casefold()):
             return known, 0
         with self._call() as jira:
-            current = jira.get_issue(key).status
+            issue = jira.get_issue(key)
+        current, options = issue.status, issue.transitions
         if current.casefold() == target.casefold():
             return current, 0
-        with self._call() as jira:
-            options = jira.transitions(key)
         for transition in options:
             if transition.to_status.casefold() == target.casefold():
                 with self._call(write=True) as jira:

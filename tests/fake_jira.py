@@ -81,12 +81,8 @@ class FakeJira:
     def get_issue(self, key: str) -> IssueState:
         self._enter("get_issue", key)
         issue = self.issues[key]
-        return IssueState(key=key, status=issue.status, labels=list(issue.fields.get("labels", [])),
-                          fields=issue.fields)
-
-    def transitions(self, key: str) -> list[Transition]:
-        self._enter("transitions", key)
-        return [Transition(i, n, to) for i, n, to in WORKFLOW[self.issues[key].status]]
+        return IssueState(key=key, status=issue.status,
+                          transitions=[Transition(i, n, to) for i, n, to in WORKFLOW[issue.status]])
 
     def transition_issue(self, key: str, transition_id: str) -> None:
         self._enter("transition_issue", key)

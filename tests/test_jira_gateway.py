@@ -114,7 +114,7 @@ def test_spec_checker_catches_bad_bodies() -> None:
     ("search_jql_page1", "SearchAndReconcileResults"),
     ("search_server", "SearchResults"),
     ("remotelink_201", "RemoteIssueLinkIdentifies"),
-    ("transitions_nc_24", "Transitions"),
+    ("issue_nc_24_status_transitions", "IssueBean"),
     ("server_info_cloud", "ServerInformation"),
     ("mypermissions_all", "Permissions"),
     ("createmeta_bug", "PageOfCreateMetaIssueTypeWithField"),
@@ -354,7 +354,7 @@ def test_near_limit_on_a_success_is_reported_once(rsps: responses.RequestsMock) 
     {**NEAR, "X-RateLimit-NearLimit": "false"},
 ])
 def test_an_answer_without_pressure_reports_none(rsps: responses.RequestsMock, headers: dict[str, str]) -> None:
-    rsps.get(f"{CLOUD}{API}issue/NC-24", json=fixture("issue_nc_24"), headers=headers)
+    rsps.get(f"{CLOUD}{API}issue/NC-24", json=fixture("issue_nc_24_status_transitions"), headers=headers)
     gateway = cloud_gateway()
     gateway.get_issue("NC-24")
     assert gateway.take_pressure() is None
@@ -510,16 +510,17 @@ def test_update_issue_puts_fields(rsps: responses.RequestsMock) -> None:
     check_request(call, "PUT", f"{API}issue/NC-24", body={"fields": fields})
 
 
-def test_get_issue_returns_its_state(rsps: responses.RequestsMock) -> None:
-    rsps.get(f"{CLOUD}{API}issue/NC-24", json=fixture("issue_nc_24"))
+def test_get_issue_reads_status_and_transitions_in_one_request(rsps: responses.RequestsMock) -> None:
+    rsps.get(f"{CLOUD}{API}issue/NC-24", json=fixture("issue_nc_24_status_transitions"))
     state = cloud_gateway().get_issue("NC-24")
-    assert state == IssueState(key="NC-24", status="In Progress", labels=["qualio-nc", LABEL],
-                               fields=fixture("issue_nc_24")["fields"])
-    check_request(rsps.calls[0], "GET", f"{API}issue/NC-24")
+    assert state == IssueState(key="NC-24", status="In Progress", transitions=[
+        Transition("21", "Start work", "In Progress"), Transition("31", "Done", "Done")])
+    (call,) = rsps.calls
+    check_request(call, "GET", f"{API}issue/NC-24", query={"fields": ["status"], "expand": ["transitions"]})
 
 
 def test_get_issue_reports_the_current_key_of_a_moved_issue(rsps: responses.RequestsMock) -> None:
-    rsps.get(f"{CLOUD}{API}issue/NC-24", json={**fixture("issue_nc_24"), "key": "QA-7"})
+    rsps.get(f"{CLOUD}{API}issue/NC-24", json={**fixture("issue_nc_24_status_transitions"), "key": "QA-7"})
     assert cloud_gateway().get_issue("NC-24").key == "QA-7"
 
 
@@ -529,13 +530,6 @@ def test_get_issue_404(rsps: responses.RequestsMock) -> None:
         cloud_gateway().get_issue("NC-99")
     assert (caught.value.status, caught.value.retryable) == (404, False)
     assert caught.value.message == "Issue does not exist or you do not have permission to see it."
-
-
-def test_transitions(rsps: responses.RequestsMock) -> None:
-    rsps.get(f"{CLOUD}{API}issue/NC-24/transitions", json=fixture("transitions_nc_24"))
-    assert cloud_gateway().transitions("NC-24") == [Transition("21", "Start work", "In Progress"),
-                                                   Transition("31", "Done", "Done")]
-    check_request(rsps.calls[0], "GET", f"{API}issue/NC-24/transitions")
 
 
 def test_transition_issue_sends_the_id_as_a_string(rsps: responses.RequestsMock) -> None:

@@ -270,6 +270,18 @@ def test_get_issue_honours_fields_and_expand(client: FlaskClient) -> None:
     assert "comment" not in navigable["fields"] and "labels" not in navigable["fields"]
 
 
+def test_get_issue_expands_the_transitions_available_from_its_status(client: FlaskClient) -> None:
+    key = create(client)
+    issue = call(client, "GET", f"{V2}/issue/{key}", query_string={"fields": "status",
+                                                                   "expand": "transitions"}).get_json()
+    assert_issue(issue)
+    assert set(issue["fields"]) == {"status"}
+    listed = call(client, "GET", f"{V2}/issue/{key}/transitions").get_json()["transitions"]
+    assert issue["transitions"] == listed and listed
+    plain = call(client, "GET", f"{V2}/issue/{key}", query_string={"fields": "status"}).get_json()
+    assert "transitions" not in plain
+
+
 def test_defaults_when_optional_fields_are_left_out(client: FlaskClient) -> None:
     fields = call(client, "GET", f"{V2}/issue/{create(client)}").get_json()["fields"]
     assert fields["priority"]["name"] == "Medium"

@@ -76,6 +76,16 @@ def test_first_event_creates_later_events_update_the_same_issue(engine, worker, 
     assert link.state == "linked" and link.jira_key == issue.key and link.jira_status == "Done"
 
 
+def test_a_status_change_costs_one_read_for_status_and_transitions(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))
+    drain(worker)
+    jira.calls.clear()
+    deliver(engine, load_fixture("nc_closed"))
+    drain(worker)
+    # get_issue brings the transitions along (expand=transitions): no second read before the transition
+    assert [m for m, _ in jira.calls] == ["update_issue", "get_issue", "transition_issue"]
+
+
 def test_queued_deliveries_of_one_nc_are_coalesced(engine, worker, jira):
     deliver(engine, load_fixture("same_second_status_changed"))
     deliver(engine, load_fixture("same_second_comment_added"))

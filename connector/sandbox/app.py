@@ -47,6 +47,7 @@ from connector.sandbox.state import (
     as_list,
     named,
     status,
+    transitions_from,
 )
 
 if TYPE_CHECKING:
@@ -324,10 +325,13 @@ def issue_json(issue: Issue, wanted: Iterable[str] = ALL_FIELDS, expand: str = "
     chosen = [spec for spec in FIELDS if spec.id in selected]
     body: JsonDict = {"expand": ISSUE_EXPAND, "id": issue.id, "self": api(f"issue/{issue.id}"), "key": issue.key,
                       "fields": {spec.id: field_value(spec, issue) for spec in chosen}}
-    if "names" in expand:
+    expanded = {part.strip() for part in expand.split(",")}
+    if "names" in expanded:
         body["names"] = {spec.id: spec.name for spec in chosen}
-    if "schema" in expand:
+    if "schema" in expanded:
         body["schema"] = {spec.id: dict(spec.schema) for spec in chosen}
+    if "transitions" in expanded:
+        body["transitions"] = [transition_json(t) for t in transitions_from(issue.fields["status"])]
     return body
 
 
