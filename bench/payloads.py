@@ -1,7 +1,7 @@
 """Webhook bodies for the bench: distinct ingest deliveries and the burst of section 3.
 
 Every request is built whole (request line, headers, body) by a picklable factory, signed with
-Standard Webhooks at the moment it is sent (``connector.signing`` semantics, re-implemented
+Standard Webhooks at the moment it is sent (``connector.receive.signing`` semantics, re-implemented
 here with a pre-decoded key so signing costs microseconds).
 """
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from bench.__main__ import DEFAULT_PG
 from bench.payloads import SECRET, nc_payload
-from connector.signing import signed_headers
+from connector.receive.signing import signed_headers
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(NC_CONNECTOR_DATABASE_URL=url, NC_CONNECTOR_WEBHOOK_SECRET=SECRET, BENCH_BASELINE_DB=url)
         from bench.baseline_app import create_app as create_baseline
         from connector import db, logs
-        from connector.app import create_app
+        from connector.ops.app import create_app
         from connector.settings import load_settings
 
         settings = load_settings()

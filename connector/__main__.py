@@ -1,5 +1,5 @@
 """python -m connector: the same as the nc-connector command."""
 
-from connector.cli import main
+from connector.ops.cli import main
 
 main()

@@ -25,8 +25,8 @@ class QueueCollector(Collector):
         self.engine = engine
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from connector.queue import queue_figures
-        from connector.store import utcnow
+        from connector.receive.store import utcnow
+        from connector.sync.queue import queue_figures
 
         figures = queue_figures(self.engine)
         depth = GaugeMetricFamily("nc_connector_deliveries", "Stored deliveries by status", labels=["status"])

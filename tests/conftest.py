@@ -13,13 +13,12 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from connector import db
-from connector.app import create_app
+from connector.ops.app import create_app
 from connector.settings import Settings, load_settings
 
 FIXTURES = Path(__file__).with_name("fixtures")
-# The published OpenAPI descriptions, in the shared/ folder beside the repository (CI lays it there too).
-REFERENCE_DIR = Path(os.environ.get("NC_CONNECTOR_REFERENCE_DIR",
-                                    Path(__file__).resolve().parents[2] / "shared" / "reference"))
+# The published OpenAPI descriptions the tests validate against, kept in the repository (tests/specs/README.md).
+REFERENCE_DIR = Path(__file__).with_name("specs")
 PG_ADMIN_URL = os.environ.get("NC_CONNECTOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_SECRET = "whsec_" + "dGVzdC1zZWNyZXQtZm9yLW5jLWNvbm5lY3Rvci10ZXN0cw=="

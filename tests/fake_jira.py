@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.jira_gateway import FieldInfo, IssueState, JiraError, Pressure, Transition
+from connector.jira.gateway import FieldInfo, IssueState, JiraError, Pressure, Transition
 
 WORKFLOW = {  # status -> transitions (id, name, to)
     "To Do": [("11", "Start", "In Progress"), ("31", "Done", "Done")],

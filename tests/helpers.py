@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from connector.signing import signed_headers
+from connector.receive.signing import signed_headers
 from tests.conftest import TEST_SECRET
 
 

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from connector.app import create_app
-from connector.events import parse_event
-from connector.mapping import default_mapping_path, load_mapping, render_comment, render_fields
+from connector.mapping.load import default_mapping_path, load_mapping, render_comment, render_fields
 from connector.models import Delivery, Fingerprint
+from connector.ops.app import create_app
+from connector.receive.events import parse_event
 from tests.conftest import fixture_bytes, make_settings
 from tests.helpers import signed
 from tests.reliability.figures import Figures, report

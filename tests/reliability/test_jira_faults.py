@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from connector.jira_throttle import CALM_SECONDS
+from connector.jira.throttle import CALM_SECONDS
 from connector.models import Delivery, NcLink
 from tests.reliability.conftest import LoadGenerator, check_consistency, copies, nc_stories, phase_shots
 from tests.reliability.figures import soak_factor
@@ -94,7 +94,7 @@ def retry_after_gaps(records: list[dict[str, Any]]) -> list[tuple[float, int]]:
 
 def careful_when_sent(records: list[dict[str, Any]], request: dict[str, Any]) -> bool:
     """Whether the connector was in careful mode when it sent `request`: an earlier Retry-After answer was
-    known by then, and recent enough (connector.jira_throttle)."""
+    known by then, and recent enough (connector.jira.throttle)."""
     return any(r["retryAfter"] is not None and r["answered"] is not None
                and r["answered"] + KNOWN <= request["time"] < r["answered"] + CALM_SECONDS for r in records)
 

@@ -1,0 +1,88 @@
+"""The Flask application factory: a table of contents of the web side."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import HTTPException
+
+from connector import db, metrics
+from connector.receive import webhook
+from connector.receive.problems import problem
+from connector.receive.signing import Verifier
+from connector.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config["NC_SETTINGS"] = settings
+    app.config["NC_ENGINE"] = engine or db.make_engine(settings.database_url)
+    app.config["NC_VERIFIER"] = Verifier(settings.webhook_secret, settings.webhook_token,
+                                         settings.allow_unsigned, settings.signature_tolerance)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.register_blueprint(webhook.blueprint)
+    app.add_url_rule("/healthz", "healthz", healthz)
+    app.add_url_rule("/readyz", "readyz", readyz)
+    app.add_url_rule("/metrics", "metrics", metrics_view)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, unexpected_error)
+    return app
+
+
+def healthz() -> Response:
+    return jsonify(status="ok")
+
+
+def readyz() -> Response | tuple[Response, int]:
+    from flask import current_app
+
+    engine: Engine = current_app.config["NC_ENGINE"]
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        current = db.current_revision(engine)
+    except DBAPIError as exc:
+        log.warning("readiness: database unreachable", extra={"error": type(exc.orig).__name__})
+        return problem(503, "Service Unavailable", "database unreachable", headers={"Retry-After": "5"}), 503
+    head = db.head_revision()
+    if current != head:
+        detail = f"database schema at {current or 'nothing'}, expected {head}: run 'nc-connector db upgrade'"
+        return problem(503, "Service Unavailable", detail), 503
+    return jsonify(status="ready", schema=current)
+
+
+def metrics_view() -> Response | tuple[Response, int]:
+    from flask import current_app
+
+    try:
+        body = metrics.render(current_app.config["NC_ENGINE"])
+    except DBAPIError:
+        return problem(503, "Service Unavailable", "database unavailable", headers={"Retry-After": "5"}), 503
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)
+
+
+def http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    detail = exc.description or exc.name
+    if status == 413:
+        detail = "body is larger than the configured limit (NC_CONNECTOR_MAX_BODY_BYTES)"
+    response = problem(status, exc.name, detail)
+    if status == 405 and exc.get_response().headers.get("Allow"):
+        response.headers["Allow"] = exc.get_response().headers["Allow"]
+    return response
+
+
+def unexpected_error(exc: Exception) -> Response:
+    if isinstance(exc, DBAPIError):
+        log.error("database error", extra={"error": type(exc.orig).__name__})
+        return problem(503, "Service Unavailable", "database unavailable; retry later",
+                       headers={"Retry-After": "5"})
+    log.exception("unexpected error")
+    return problem(500, "Internal Server Error", "unexpected error; see the service log")

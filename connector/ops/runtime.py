@@ -1,0 +1,41 @@
+"""Assemble the worker from settings: database, Jira gateway, mapping, optional Qualio enrichment."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from connector import db
+from connector.jira.gateway import JiraGateway, gateway_from_settings
+from connector.mapping.load import Mapping, default_mapping_path, load_mapping
+from connector.settings import ENV_PREFIX, Settings
+from connector.sync.apply import Enricher, Syncer
+from connector.sync.worker import Worker
+
+
+def load_configured_mapping(settings: Settings) -> Mapping:
+    """The mapping file from settings (or the shipped default), validated; ValueError names the problem."""
+    mapping = load_mapping(settings.mapping_file or default_mapping_path(), project_override=settings.jira_project)
+    if not mapping.project:
+        raise ValueError(f"no Jira project: set {ENV_PREFIX}JIRA_PROJECT or issue.project in {mapping.path}")
+    return mapping
+
+
+def build_enricher(settings: Settings) -> Enricher | None:
+    if not settings.qualio_api_key:
+        return None
+    from connector.qualio.client import QualioClient
+    from connector.qualio.enrich import QualioEnricher
+
+    client = QualioClient(settings.qualio_url, settings.qualio_api_key, timeout=settings.jira_timeout,
+                          max_per_minute=settings.qualio_max_per_minute)
+    return QualioEnricher(client)
+
+
+def build_syncer(settings: Settings, engine: Engine, gateway: JiraGateway | None = None) -> Syncer:
+    return Syncer(engine, gateway or gateway_from_settings(settings), load_configured_mapping(settings),
+                  settings.jira_search_lag, build_enricher(settings), settings.worker_lease)
+
+
+def build_worker(settings: Settings, gateway: JiraGateway | None = None) -> Worker:
+    engine = db.make_engine(settings.database_url)
+    return Worker(engine, settings, build_syncer(settings, engine, gateway))

@@ -1,0 +1,129 @@
+"""Operator views behind the CLI: status, delivery listings, mapping checks (formatting kept here)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from connector.models import Delivery, NcLink
+from connector.receive.store import utcnow
+from connector.settings import Settings
+from connector.sync.queue import queue_figures
+
+
+def list_deliveries(engine: Engine, nc_id: str | None = None, status: str | None = None,
+                    limit: int = 50) -> list[Delivery]:
+    query = select(Delivery).order_by(Delivery.id.desc()).limit(limit)
+    if nc_id:
+        query = query.where(Delivery.nc_id == nc_id)
+    if status:
+        query = query.where(Delivery.status == status)
+    with engine.connect() as conn:
+        return list(conn.execute(query).all())  # type: ignore[arg-type]
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def format_deliveries(rows: list[Any]) -> str:
+    header = f"{'id':>8}  {'nc':<16} {'event':<18} {'status':<10} {'tries':>5}  {'received':<19}  {'jira':<10} error"
+    lines = [header]
+    for r in rows:
+        error = (r.last_error or "").splitlines()[0][:80] if r.last_error else ""
+        lines.append(f"{r.id:>8}  {r.nc_id:<16} {r.event_type:<18} {r.status:<10} {r.attempts:>5}  "
+                     f"{_when(r.received_at):<19}  {r.jira_key or '-':<10} {error}")
+    return "\n".join(lines)
+
+
+def show_delivery(engine: Engine, delivery_id: int) -> str | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(Delivery).where(Delivery.id == delivery_id)).first()
+    if row is None:
+        return None
+    fields = {c.key: getattr(row, c.key) for c in Delivery.__table__.columns if c.key != "payload"}
+    lines = [f"{k:>16}: {_when(v) if isinstance(v, datetime) else v}" for k, v in fields.items()]
+    lines.append(f"{'payload':>16}: {json.dumps(json.loads(row.payload), indent=2, ensure_ascii=False)}")
+    return "\n".join(lines)
+
+
+def status(engine: Engine) -> dict[str, Any]:
+    figures = queue_figures(engine)
+    with engine.connect() as conn:
+        last_sync = conn.execute(select(func.max(Delivery.finished_at)).where(Delivery.status == "done")).scalar()
+        linked = conn.execute(select(func.count()).where(NcLink.state == "linked")).scalar_one()
+    return {**figures, "last_sync_at": last_sync, "linked_ncs": linked}
+
+
+def format_status(figures: dict[str, Any]) -> str:
+    counts = figures["counts"]
+    oldest = figures["oldest_queued_at"]
+    age = f"{(utcnow() - oldest).total_seconds():.0f}s" if oldest else "-"
+    return "\n".join([
+        f"queued:       {counts.get('queued', 0)}",
+        f"processing:   {counts.get('processing', 0)}",
+        f"done:         {counts.get('done', 0)}",
+        f"ignored:      {counts.get('ignored', 0)}",
+        f"dead letters: {counts.get('dead', 0)}",
+        f"oldest waiting delivery: {age}",
+        f"NCs linked to Jira: {figures['linked_ncs']}",
+        f"last sync: {_when(figures['last_sync_at'])}",
+    ])
+
+
+def check_mapping(settings: Settings, path: str | None, payload_path: str | None,
+                  live: bool) -> tuple[str, list[str]]:
+    """Validate a mapping; render a payload with it; optionally check it against the live Jira."""
+    from connector.mapping.load import MappingError, default_mapping_path, load_mapping, render_fields, target_status
+
+    target = Path(path) if path else Path(settings.mapping_file or default_mapping_path())
+    try:
+        mapping = load_mapping(target, project_override=settings.jira_project)
+    except MappingError as exc:
+        return "", [str(exc)]
+    except OSError as exc:
+        raise ValueError(f"cannot read {target}: {exc.strerror}") from None
+    out = [f"{target}: valid (project {mapping.project or '(unset: NC_CONNECTOR_JIRA_PROJECT)'}, "
+           f"issue type {mapping.issue_type})"]
+    problems: list[str] = []
+    resolver = None
+    if live:
+        from connector.jira.gateway import JiraError, gateway_from_settings
+        from connector.jira.resolver import CachedResolver
+
+        gateway = gateway_from_settings(settings)
+        try:
+            problems.extend(gateway.check_project(mapping.project, mapping.issue_type))
+        except JiraError as exc:
+            problems.append(f"Jira: {exc.message}")
+        resolver = CachedResolver(gateway)
+        problems.extend(unknown_fields(mapping, resolver))
+    if payload_path:
+        from connector.receive.events import PayloadError, parse_event
+
+        try:
+            event = parse_event(Path(payload_path).read_bytes())
+        except PayloadError as exc:
+            raise ValueError(f"{payload_path}: {exc.detail}") from None
+        nc = {k: v for k, v in event.payload.items() if k != "comment"}
+        try:
+            fields = render_fields(mapping, nc, resolver)
+        except MappingError as exc:
+            return "\n".join(out), [str(exc)]
+        out.append("Jira fields that would be sent:")
+        out.append(json.dumps(fields, indent=2, ensure_ascii=False, default=str))
+        out.append(f"target status: {target_status(mapping, nc) or '(unchanged)'}")
+    return "\n".join(out), problems
+
+
+def unknown_fields(mapping: Any, resolver: Any) -> list[str]:
+    """Fields the mapping sets by name or id that this Jira does not have."""
+    from connector.jira.field_shapes import SYSTEM_FIELDS
+
+    return [f"{mapping.path}: fields.{rule.name}: no such field in this Jira (GET /rest/api/2/field)"
+            for rule in mapping.fields
+            if rule.name not in SYSTEM_FIELDS and resolver.field(rule.name) is None]

@@ -1,0 +1,240 @@
+"""The worker's side of the delivery queue: claim one NC's deliveries, then finish, retry or bury them.
+
+A claim takes *every* queued delivery of one NC at once (they are coalesced into one sync),
+so two workers never hold the same NC: on PostgreSQL the claim runs under a transaction-scoped
+advisory lock on the NC id, on SQLite under the database's single writer lock (BEGIN IMMEDIATE).
+A claim is a lease: a crashed worker's deliveries become claimable again when it expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Exists,
+    and_,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
+
+from connector.models import Delivery, Throttle
+from connector.receive.store import utcnow
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    id: int
+    event_type: str
+    event_timestamp: datetime
+    payload: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    nc_id: str
+    worker_id: str
+    deliveries: tuple[ClaimedDelivery, ...]  # in order of receipt
+
+    @property
+    def ids(self) -> list[int]:
+        return [d.id for d in self.deliveries]
+
+    @property
+    def attempts(self) -> int:
+        return max(d.attempts for d in self.deliveries)
+
+
+def _claimable(now: datetime, worker_id: str) -> ColumnElement[bool]:
+    return or_(
+        and_(Delivery.status == "queued", Delivery.next_attempt_at <= now),
+        and_(Delivery.status == "processing", Delivery.lease_expires_at <= now),  # a crashed worker's
+        # Our own: a worker claims only when it holds nothing, so these are left over from a sync
+        # whose release failed (the database was down); no need to wait out our own lease.
+        and_(Delivery.status == "processing", Delivery.claimed_by == worker_id),
+    )
+
+
+def _unavailable(nc_id: Any, now: datetime, worker_id: str) -> Exists:
+    """The NC is held by another worker, or one of its deliveries waits out a retry delay.
+
+    The second matters: a new delivery must not pull a delivery in backoff forward, since that
+    delay may be Jira's Retry-After or the time a write whose answer was lost needs to land.
+    """
+    other = aliased(Delivery)
+    held = and_(other.status == "processing", other.lease_expires_at > now, other.claimed_by != worker_id)
+    waiting = and_(other.status == "queued", other.next_attempt_at > now)
+    return exists().where(other.nc_id == nc_id, or_(held, waiting))
+
+
+def claim_next(engine: Engine, worker_id: str, lease_seconds: float) -> Claim | None:
+    """Claim the NC whose oldest due delivery came first; None when nothing is due."""
+    skipped: list[str] = []
+    for _ in range(20):  # bounded: NCs locked by other workers this instant are skipped
+        with engine.begin() as conn:
+            now = utcnow()
+            query = (select(Delivery.nc_id)
+                     .where(_claimable(now, worker_id), ~_unavailable(Delivery.nc_id, now, worker_id))
+                     .order_by(Delivery.id).limit(1))
+            if skipped:
+                query = query.where(Delivery.nc_id.not_in(skipped))
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            nc_id = conn.execute(query).scalar_one_or_none()
+            if nc_id is None:
+                return None
+            if not _lock_nc(conn, nc_id, now, worker_id):
+                skipped.append(nc_id)
+                continue
+            return _take(conn, nc_id, worker_id, now, lease_seconds)
+    return None
+
+
+def _lock_nc(conn: Connection, nc_id: str, now: datetime, worker_id: str) -> bool:
+    """PostgreSQL: hold the NC's advisory lock until commit and re-check no one else holds the NC."""
+    if conn.dialect.name != "postgresql":
+        return True  # BEGIN IMMEDIATE already made this transaction the only writer
+    locked = conn.execute(text("SELECT pg_try_advisory_xact_lock(hashtextextended(:nc, 0))"), {"nc": nc_id})
+    if not locked.scalar_one():
+        return False
+    # A fresh statement sees commits made before we took the lock.
+    return not conn.execute(select(_unavailable(nc_id, now, worker_id))).scalar_one()
+
+
+def _take(conn: Connection, nc_id: str, worker_id: str, now: datetime, lease_seconds: float) -> Claim:
+    lease = now + timedelta(seconds=lease_seconds)
+    conn.execute(
+        update(Delivery)
+        .where(Delivery.nc_id == nc_id,
+               or_(Delivery.status == "queued",
+                   and_(Delivery.status == "processing",
+                        or_(Delivery.lease_expires_at <= now, Delivery.claimed_by == worker_id))))
+        .values(status="processing", claimed_by=worker_id, lease_expires_at=lease)
+    )
+    rows = conn.execute(
+        select(Delivery.id, Delivery.event_type, Delivery.event_timestamp, Delivery.payload, Delivery.attempts)
+        .where(Delivery.nc_id == nc_id, Delivery.status == "processing", Delivery.claimed_by == worker_id)
+        .order_by(Delivery.id)
+    ).all()
+    return Claim(nc_id, worker_id, tuple(ClaimedDelivery(*row) for row in rows))
+
+
+def _mine(claim: Claim, ids: Sequence[int] | None = None) -> ColumnElement[bool]:
+    return and_(Delivery.id.in_(claim.ids if ids is None else ids), Delivery.claimed_by == claim.worker_id,
+                Delivery.status == "processing")
+
+
+def finish(conn: Connection, claim: Claim, status: str, jira_key: str | None,
+           ids: Sequence[int] | None = None) -> int:
+    """Mark (some of) a claim's deliveries done or ignored, inside the caller's transaction."""
+    return conn.execute(
+        update(Delivery).where(_mine(claim, ids))
+        .values(status=status, jira_key=jira_key, finished_at=utcnow(), claimed_by=None,
+                lease_expires_at=None, last_error=None if status == "done" else Delivery.last_error)
+    ).rowcount
+
+
+def retry_later(engine: Engine, claim: Claim, error: str, delay: float, max_attempts: int,
+                count_attempt: bool = True) -> int:
+    """Queue the claim again after `delay` seconds; a delivery whose own retry budget is spent is
+    buried instead. Returns how many became dead letters."""
+    step = 1 if count_attempt else 0
+    now = utcnow()
+    spent = Delivery.attempts + step >= max_attempts
+    with engine.begin() as conn:
+        conn.execute(
+            update(Delivery).where(_mine(claim))
+            .values(status=case((spent, "dead"), else_="queued"), attempts=Delivery.attempts + step,
+                    last_error=error[:4000], claimed_by=None, lease_expires_at=None,
+                    next_attempt_at=now + timedelta(seconds=delay), finished_at=case((spent, now), else_=None))
+        )
+        dead = conn.execute(select(func.count()).where(Delivery.id.in_(claim.ids), Delivery.status == "dead"))
+        return int(dead.scalar_one())
+
+
+def renew(engine: Engine, claim: Claim, lease_seconds: float) -> bool:
+    """Extend our lease before a Jira write; False when another worker has taken the NC over."""
+    with engine.begin() as conn:
+        renewed = conn.execute(update(Delivery).where(_mine(claim))
+                               .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))).rowcount
+    return bool(renewed)
+
+
+def bury(engine: Engine, claim: Claim, error: str) -> None:
+    """A failure that cannot succeed by retrying: dead letter at once, with the error."""
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            update(Delivery).where(_mine(claim))
+            .values(status="dead", attempts=claim.attempts + 1, last_error=error[:4000], claimed_by=None,
+                    lease_expires_at=None, finished_at=now)
+        )
+
+
+def replay(engine: Engine, ids: Sequence[int] = (), all_dead: bool = False) -> int:
+    """Put dead letters back in the queue (attempts reset); returns how many."""
+    condition = Delivery.status == "dead"
+    if not all_dead:
+        condition = and_(condition, Delivery.id.in_(ids))  # type: ignore[assignment]
+    with engine.begin() as conn:
+        return conn.execute(
+            update(Delivery).where(condition)
+            .values(status="queued", attempts=0, next_attempt_at=utcnow(), finished_at=None)
+        ).rowcount
+
+
+def pause(engine: Engine, name: str, seconds: float) -> None:
+    """Every worker waits until now + seconds before calling `name` again (Jira's Retry-After)."""
+    pause_all(engine, {name: seconds})
+
+
+def pause_all(engine: Engine, pauses: Mapping[str, float]) -> None:
+    """`pause` for each name, in one transaction. A pause is only ever lengthened, never shortened."""
+    now = utcnow()
+    with engine.begin() as conn:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        for name, seconds in pauses.items():
+            not_before = now + timedelta(seconds=seconds)
+            conn.execute(dialect.insert(Throttle).values(name=name, not_before=not_before).on_conflict_do_nothing())
+            conn.execute(update(Throttle).where(Throttle.name == name, Throttle.not_before < not_before)
+                         .values(not_before=not_before))
+
+
+def paused_for(bind: Engine | Connection, name: str) -> float:
+    """Seconds until `name` may be called again (0 when it may be called now)."""
+    return throttled(bind, name)[name]
+
+
+def throttled(bind: Engine | Connection, *names: str) -> dict[str, float]:
+    """Seconds left on each named pause (0 for none), read in one query (on `bind` if a connection)."""
+    query = select(Throttle.name, Throttle.not_before).where(Throttle.name.in_(names))
+    if isinstance(bind, Connection):
+        rows = bind.execute(query).all()
+    else:
+        with bind.connect() as conn:
+            rows = conn.execute(query).all()
+    now = utcnow()
+    found = {name: max(0.0, (not_before - now).total_seconds()) for name, not_before in rows}
+    return {name: found.get(name, 0.0) for name in names}
+
+
+def queue_figures(engine: Engine) -> dict[str, object]:
+    """Counts by status and the age of the oldest queued delivery, for status and metrics."""
+    with engine.connect() as conn:
+        counts = dict(conn.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+        oldest = conn.execute(select(func.min(Delivery.received_at))
+                              .where(Delivery.status.in_(("queued", "processing")))).scalar_one_or_none()
+    return {"counts": counts, "oldest_queued_at": oldest}

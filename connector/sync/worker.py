@@ -1,0 +1,135 @@
+"""The sync loop: claim an NC's deliveries -> sync to Jira -> record; retries, dead letters, housekeeping."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from connector import metrics
+from connector.receive import store
+from connector.settings import Settings
+from connector.sync import queue
+from connector.sync.apply import LeaseLost, Permanent, RetryLater, Syncer
+from connector.sync.queue import Claim
+from connector.sync.wakeup import Waiter
+
+log = logging.getLogger(__name__)
+HOUSEKEEPING_EVERY_SECONDS = 3600.0
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rand: random.Random | None = None) -> float:
+    """Exponential backoff with equal jitter: half fixed, half random, capped."""
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    return float(ceiling / 2 + (rand or random).uniform(0, ceiling / 2))
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Counts:
+    synced: int = 0
+    retried: int = 0
+    dead: int = 0
+    ignored: int = 0
+
+
+class Worker:
+    def __init__(self, engine: Engine, settings: Settings, syncer: Syncer, worker_id: str | None = None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.syncer = syncer
+        self.worker_id = worker_id or new_worker_id()
+        self.counts = Counts()
+        self._last_housekeeping = time.monotonic()
+
+    def run_once(self) -> bool:
+        """Sync at most one NC; False when there was nothing to do (or Jira asked us to wait)."""
+        if queue.paused_for(self.engine, "jira") > 0:
+            return False
+        claim = queue.claim_next(self.engine, self.worker_id, self.settings.worker_lease)
+        if claim is None:
+            return False
+        self.process(claim)
+        return True
+
+    def process(self, claim: Claim) -> None:
+        context: dict[str, Any] = {"nc_id": claim.nc_id, "delivery_ids": claim.ids, "worker": self.worker_id}
+        try:
+            result = self.syncer.sync(claim)
+        except RetryLater as exc:
+            self._retry(claim, str(exc), exc.delay, exc.count_attempt, context)
+        except LeaseLost as exc:  # the NC is another worker's now: its rows are not ours to touch
+            metrics.SYNCS.labels("lease_lost").inc()
+            log.warning("%s", exc, extra=context)
+        except Permanent as exc:
+            queue.bury(self.engine, claim, str(exc))
+            self.counts.dead += 1
+            metrics.SYNCS.labels("dead").inc()
+            log.error("dead letter: %s", exc, extra=context)
+        except Exception as exc:  # a bug or an unforeseen failure: retried within the budget, never lost
+            log.exception("sync failed unexpectedly", extra=context)
+            self._retry(claim, f"{type(exc).__name__}: {exc}", None, True, context)
+        else:
+            outcome = "ignored" if result.jira_key is None and result.writes == 0 else "synced"
+            if outcome == "ignored":
+                self.counts.ignored += 1
+            else:
+                self.counts.synced += 1
+            metrics.SYNCS.labels(outcome).inc()
+            log.info("NC %s", outcome, extra={**context, "jira_key": result.jira_key, "issue_created": result.created,
+                                              "jira_writes": result.writes, "comments_posted": result.comments})
+
+    def _retry(self, claim: Claim, error: str, delay: float | None, count_attempt: bool,
+               context: dict[str, object]) -> None:
+        wait = delay if delay is not None else backoff_delay(
+            claim.attempts + 1, self.settings.retry_base, self.settings.retry_max)
+        dead = queue.retry_later(self.engine, claim, error, wait, self.settings.max_attempts, count_attempt)
+        if dead:
+            self.counts.dead += dead
+            metrics.SYNCS.labels("dead").inc()
+            log.error("%d dead letter(s) after %d attempts: %s", dead, self.settings.max_attempts, error,
+                      extra=context)
+        if dead < len(claim.ids):
+            self.counts.retried += 1
+            metrics.SYNCS.labels("retry").inc()
+            log.warning("retry in %.1fs: %s", wait, error, extra=context)
+
+    def housekeeping(self) -> None:
+        """Prune expired fingerprints and old finished deliveries, at most once an hour."""
+        if time.monotonic() - self._last_housekeeping < HOUSEKEEPING_EVERY_SECONDS:
+            return
+        self._last_housekeeping = time.monotonic()
+        result = store.prune(self.engine, self.settings.fingerprint_retention, self.settings.delivery_retention)
+        log.info("housekeeping", extra={"pruned_fingerprints": result.fingerprints,
+                                        "pruned_deliveries": result.deliveries})
+
+    def run_forever(self, stop: threading.Event) -> None:
+        log.info("worker started", extra={"worker": self.worker_id})
+        if self.settings.worker_lease <= self.settings.jira_timeout:
+            log.warning("NC_CONNECTOR_WORKER_LEASE is not longer than NC_CONNECTOR_JIRA_TIMEOUT: a slow Jira call "
+                        "can outlive the claim, and another worker then takes the NC over")
+        waiter = Waiter(self.engine, stop)
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+                self.housekeeping()
+            except Exception:  # the database went away, say: keep the loop alive and try again
+                log.exception("worker loop error", extra={"worker": self.worker_id})
+                busy = False
+                stop.wait(min(5.0, self.settings.retry_base))
+            if not busy and not stop.is_set():
+                waiter.wait(self.settings.worker_poll_interval)
+        waiter.close()
+        self.syncer.close()
+        log.info("worker stopped", extra={"worker": self.worker_id})

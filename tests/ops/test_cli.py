@@ -1,0 +1,48 @@
+"""The command line: help, version, db upgrade, prune, and refusals with exit code 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from connector import __version__
+from connector.ops.cli import main
+
+
+def run(*args: str, **env: str):
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def test_version_and_help():
+    assert run("--version").output.strip() == f"nc-connector, version {__version__}"
+    help_text = run("--help").output
+    for command in ("serve", "db", "prune"):
+        assert command in help_text
+
+
+def test_db_upgrade_then_prune(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    result = run("db", "upgrade", NC_CONNECTOR_DATABASE_URL=url)
+    assert result.exit_code == 0 and "revision 0001" in result.output
+    result = run("prune", NC_CONNECTOR_DATABASE_URL=url)
+    assert result.exit_code == 0 and "pruned 0 fingerprints" in result.output
+
+
+def test_bad_setting_exits_2_naming_the_key():
+    result = run("db", "upgrade", NC_CONNECTOR_FINGERPRINT_RETENTION="forever")
+    assert result.exit_code == 2 and "NC_CONNECTOR_FINGERPRINT_RETENTION" in result.output
+
+
+@pytest.mark.parametrize("named", ["NC_CONNECTOR_WEBHOOK_SECRET", "NC_CONNECTOR_WEBHOOK_TOKEN",
+                                   "NC_CONNECTOR_ALLOW_UNSIGNED"])
+def test_serve_refuses_without_authentication(named, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NC_CONNECTOR_")}
+    env["NC_CONNECTOR_DATABASE_URL"] = f"sqlite:///{tmp_path / 'x.db'}"
+    proc = subprocess.run([sys.executable, "-m", "connector", "serve", "--port", "1"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert named in proc.stderr  # the message names every way to fix it

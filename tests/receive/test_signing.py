@@ -1,0 +1,84 @@
+"""Standard Webhooks verification, tested against the standardwebhooks package's signer."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from standardwebhooks.webhooks import Webhook
+
+from connector.receive.signing import AuthError, Verifier, sign
+from tests.conftest import TEST_SECRET
+
+BODY = b'{"eventType": "nc.updated", "ncId": "NC-2025-001", "timestamp": "2025-01-05T10:15:32Z"}'
+
+
+def reference_headers(secret: str, body: bytes, msg_id: str = "msg_1", ts: int | None = None) -> dict[str, str]:
+    ts = int(time.time()) if ts is None else ts
+    signature = Webhook(secret).sign(msg_id, datetime.fromtimestamp(ts, UTC), body.decode())
+    return {"webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature": signature}
+
+
+def verifier(*secrets: str, token: str | None = None, unsigned: bool = False) -> Verifier:
+    return Verifier(secrets or (TEST_SECRET,), token, unsigned)
+
+
+def test_our_signature_equals_the_reference_implementation():
+    ts = int(time.time())
+    assert sign(TEST_SECRET, "msg_1", ts, BODY) == reference_headers(TEST_SECRET, BODY, ts=ts)["webhook-signature"]
+
+
+def test_reference_signed_delivery_verifies():
+    assert verifier().verify(reference_headers(TEST_SECRET, BODY, "msg_abc"), BODY).webhook_id == "msg_abc"
+
+
+def test_any_of_several_signatures_and_secrets():
+    old, new = "whsec_b2xkLXNlY3JldC1vbGQtb2xkLW9sZA==", TEST_SECRET
+    headers = reference_headers(old, BODY)
+    headers["webhook-signature"] = "v1,AAAA " + headers["webhook-signature"]
+    assert verifier(new, old).verify(headers, BODY).scheme == "standard-webhooks"
+    with pytest.raises(AuthError):
+        verifier(new).verify(headers, BODY)
+
+
+def test_signature_over_other_bytes_fails():
+    headers = reference_headers(TEST_SECRET, BODY)
+    with pytest.raises(AuthError, match="no webhook-signature entry matches"):
+        verifier().verify(headers, BODY + b" ")
+
+
+@pytest.mark.parametrize("offset", [-301, 301])
+def test_timestamps_outside_five_minutes(offset):
+    headers = reference_headers(TEST_SECRET, BODY, ts=int(time.time()) + offset)
+    with pytest.raises(AuthError, match="tolerance"):
+        verifier().verify(headers, BODY)
+
+
+@given(st.text(max_size=40), st.text(max_size=40), st.text(max_size=80))
+def test_malformed_headers_raise_auth_error_only(msg_id, ts, signature):
+    headers = {"webhook-id": msg_id, "webhook-timestamp": ts, "webhook-signature": signature}
+    with pytest.raises(AuthError):
+        verifier().verify(headers, BODY)
+
+
+def test_reference_library_raises_non_auth_errors_we_avoid():
+    """Why we do not call Webhook.verify directly: a malformed header is a ValueError there (a 500)."""
+    headers = reference_headers(TEST_SECRET, BODY)
+    headers["webhook-signature"] = "garbage"
+    with pytest.raises(ValueError):
+        Webhook(TEST_SECRET).verify(BODY, headers)
+    with pytest.raises(AuthError):
+        verifier().verify(headers, BODY)
+
+
+def test_bearer_token_compare_and_unsigned_mode():
+    v = verifier(token="tok")
+    assert v.verify({"authorization": "Bearer tok"}, BODY).scheme == "bearer"
+    with pytest.raises(AuthError, match="does not match"):
+        v.verify({"authorization": "Bearer tok2"}, BODY)
+    assert Verifier((), None, True).verify({}, BODY).scheme == "unsigned"
+    with pytest.raises(AuthError, match="Bearer"):
+        Verifier((), "tok", False).verify({}, BODY)
