@@ -25,7 +25,7 @@ class QueueCollector(Collector):
         self.engine = engine
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from connector.receive.store import utcnow
+        from connector.clock import utcnow
         from connector.sync.queue import queue_figures
 
         figures = queue_figures(self.engine)

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from connector.clock import utcnow
 from connector.models import Delivery, NcLink
-from connector.receive.store import utcnow
 from connector.settings import Settings
 from connector.sync.queue import queue_figures
 

@@ -13,13 +13,14 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Dialect, Engine, delete, insert, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import Pool
 
+from connector.clock import utcnow
 from connector.db import begin_immediate
 from connector.models import Delivery, Fingerprint, UTCDateTime
 from connector.receive.events import NcEvent
@@ -41,10 +42,6 @@ class Accepted:
 class Duplicate:
     fingerprint: str
     first_seen_at: datetime
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # The ingest INSERTs go straight to the driver connection (from SQLAlchemy's pool): SQLAlchemy's

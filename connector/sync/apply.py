@@ -20,11 +20,11 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
+from connector.clock import utcnow
 from connector.jira.gateway import FieldInfo, JiraError, JiraGateway
 from connector.jira.resolver import CachedResolver
 from connector.jira.throttle import JiraThrottle, LockBusy, Paused
 from connector.mapping.load import Mapping, marker_label
-from connector.receive.store import utcnow
 from connector.sync import links, queue
 from connector.sync.links import Link
 from connector.sync.plan import Delivered, PlannedComment, SyncPlan, coalesce, comment_marker, parse_payload, plan_sync

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from connector.clock import utcnow
 from connector.models import CommentLink, NcLink
-from connector.receive.store import utcnow
 
 
 @dataclass(frozen=True)

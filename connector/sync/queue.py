@@ -30,8 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
+from connector.clock import utcnow
 from connector.models import Delivery, Throttle
-from connector.receive.store import utcnow
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import update
 
+from connector.clock import utcnow
 from connector.models import Delivery
 from connector.ops.cli import main
 from connector.receive.events import validate_event
 from connector.receive.fingerprint import fingerprint
-from connector.receive.store import record_delivery, utcnow
+from connector.receive.store import record_delivery
 from tests.conftest import FIXTURES, load_fixture
 
 

@@ -6,10 +6,11 @@ from datetime import timedelta
 
 from sqlalchemy import func, insert, select, update
 
+from connector.clock import utcnow
 from connector.models import Delivery, Fingerprint
 from connector.receive.events import validate_event
 from connector.receive.fingerprint import fingerprint
-from connector.receive.store import Accepted, Duplicate, prune, record_delivery, utcnow
+from connector.receive.store import Accepted, Duplicate, prune, record_delivery
 
 
 def store(engine, i: int, webhook_id: str | None = None):

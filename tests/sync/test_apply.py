@@ -10,13 +10,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from connector.clock import utcnow
 from connector.jira.gateway import JiraError, Pressure
 from connector.jira.throttle import CAREFUL, JiraThrottle, LockBusy
 from connector.mapping.load import default_mapping_path, load_mapping
 from connector.models import Delivery, NcLink
 from connector.receive.events import validate_event
 from connector.receive.fingerprint import fingerprint
-from connector.receive.store import record_delivery, utcnow
+from connector.receive.store import record_delivery
 from connector.sync import links, queue
 from connector.sync.apply import RetryLater, Syncer
 from connector.sync.worker import Worker
@@ -279,7 +280,8 @@ def test_every_log_line_about_a_sync_names_the_nc_deliveries_and_issue(engine, w
     caplog.set_level("INFO")
     deliver(engine, load_fixture("nc_created"))
     drain(worker)
-    about = [r for r in caplog.records if r.name in ("connector.sync.apply", "connector.sync.worker") and "started" not in r.msg]
+    loggers = ("connector.sync.apply", "connector.sync.worker")
+    about = [r for r in caplog.records if r.name in loggers and "started" not in r.msg]
     assert about
     for record in about:
         assert record.nc_id == "NCR-12" and record.delivery_ids == [1] and record.jira_key == "QA-1"

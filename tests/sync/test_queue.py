@@ -7,10 +7,11 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from connector.clock import utcnow
 from connector.models import Delivery
 from connector.receive.events import validate_event
 from connector.receive.fingerprint import fingerprint
-from connector.receive.store import record_delivery, utcnow
+from connector.receive.store import record_delivery
 from connector.sync import queue
 
 
