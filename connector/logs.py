@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from connector.secrets import redact
+
 # Attributes every LogRecord has; anything else passed through `extra=` is context to print.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
@@ -16,7 +18,7 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 class JsonFormatter(logging.Formatter):
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._secrets = tuple(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -31,9 +33,7 @@ class JsonFormatter(logging.Formatter):
         return self.redact(json.dumps(entry, default=str))
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "<secret>")
-        return text
+        return redact(text, self._secrets)
 
 
 def configure(level: str = "INFO", secrets: Iterable[str] = ()) -> None:

@@ -10,6 +10,7 @@ throttles      "send nothing to X before T", shared by every worker (Jira's Retr
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
@@ -27,6 +28,19 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class DeliveryStatus(StrEnum):
+    """Where a delivery is in the queue. A StrEnum: stored as its value and equal to it."""
+
+    QUEUED = "queued"          # waiting for its next attempt (next_attempt_at)
+    PROCESSING = "processing"  # claimed by a worker under a lease
+    DONE = "done"              # synced to Jira
+    IGNORED = "ignored"        # nothing to do: an unsupported event type, or nothing newer than Jira has
+    DEAD = "dead"              # a dead letter: waits for `nc-connector replay`
+
+
+WAITING = (DeliveryStatus.QUEUED, DeliveryStatus.PROCESSING)  # not synced yet
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -82,7 +96,7 @@ class Delivery(Base):
     payload: Mapped[str] = mapped_column(Text)  # the body exactly as received (UTF-8 JSON)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # queued -> processing -> done | ignored | dead (replay: dead -> queued); a claim takes all of an NC
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)

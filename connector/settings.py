@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from connector.secrets import REDACTED, Secret
+
 ENV_PREFIX = "NC_CONNECTOR_"
 CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG_FILE"
-REDACTED = "<secret>"
 
 
 class SettingsError(ValueError):
@@ -223,13 +224,17 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
             values[s.name] = () if s.type_name.startswith("list") else None
             continue
         try:
-            values[s.name] = s.parse(raw)
+            values[s.name] = _as_secret(s.parse(raw)) if s.secret else s.parse(raw)
         except ValueError as exc:
             shown = "" if s.secret else f" {raw!r}"
             raise SettingsError(f"{s.env}: invalid value{shown}: {exc}") from None
     settings = Settings(values).replace(**overrides) if overrides else Settings(values)
     _check_secrets(settings)
     return settings
+
+
+def _as_secret(value: Any) -> Any:
+    return tuple(Secret(v) for v in value) if isinstance(value, tuple) else Secret(value)
 
 
 def _check_secrets(settings: Settings) -> None:

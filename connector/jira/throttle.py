@@ -34,8 +34,8 @@ from typing import Protocol
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from connector import throttles
 from connector.jira.gateway import JiraError, JiraGateway, Pressure
-from connector.sync import queue
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +83,13 @@ class JiraThrottle:
     @contextmanager
     def call(self, gateway: JiraGateway) -> Iterator[JiraGateway]:
         """Around ONE Jira call. Raises Paused during a Retry-After and LockBusy if the lock stays taken."""
-        waits = queue.throttled(self.engine, PAUSE, CAREFUL)
+        waits = throttles.throttled(self.engine, PAUSE, CAREFUL)
         if waits[PAUSE] > 0:
             raise Paused(waits[PAUSE])
         careful_left = waits[CAREFUL]
         with self.lock.hold() if careful_left > 0 else nullcontext() as held:
             if careful_left > 0:
-                wait = queue.paused_for(held or self.engine, PAUSE)  # a Retry-After the last holder got
+                wait = throttles.paused_for(held or self.engine, PAUSE)  # a Retry-After the last holder got
                 if wait > 0:
                     raise Paused(wait)
             try:
@@ -111,7 +111,7 @@ class JiraThrottle:
         if retry_after is not None or careful_left < calm / 2:  # not a write per call while it lasts
             pauses[CAREFUL] = calm
         if pauses:
-            queue.pause_all(self.engine, pauses)
+            throttles.pause_all(self.engine, pauses)
         if careful_left <= 0:
             log.warning("Jira signals rate-limit pressure: every worker makes its Jira calls one at a time "
                         "for the next %.0f s", calm,

@@ -10,7 +10,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
-from connector import db, metrics
+from connector import db
+from connector.ops import gauges
 from connector.receive import webhook
 from connector.receive.problems import problem
 from connector.receive.signing import Verifier
@@ -62,7 +63,7 @@ def metrics_view() -> Response | tuple[Response, int]:
     from flask import current_app
 
     try:
-        body = metrics.render(current_app.config["NC_ENGINE"])
+        body = gauges.render(current_app.config["NC_ENGINE"])
     except DBAPIError:
         return problem(503, "Service Unavailable", "database unavailable", headers={"Retry-After": "5"}), 503
     return Response(body, mimetype=CONTENT_TYPE_LATEST)

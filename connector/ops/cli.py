@@ -13,7 +13,8 @@ import threading
 
 import click
 
-from connector import __version__, db, logs
+from connector import __version__, db, logs, metrics
+from connector.models import DeliveryStatus
 from connector.settings import Settings, SettingsError, load_settings, require_webhook_auth
 
 log = logging.getLogger("connector")
@@ -73,7 +74,7 @@ def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
 
     # Every process we start counts into one directory, so /metrics adds them up.
     metrics_dir = tempfile.mkdtemp(prefix="nc-connector-metrics-")
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
+    os.environ.setdefault(metrics.MULTIPROC_ENV, metrics_dir)
     from connector.ops.app import create_app
     from connector.ops.serving import serve as run_gunicorn
 
@@ -140,7 +141,7 @@ def dead_letters(limit: int) -> None:
     from connector.ops import views as admin
 
     settings = settings_or_exit()
-    rows = admin.list_deliveries(db.make_engine(settings.database_url), status="dead", limit=limit)
+    rows = admin.list_deliveries(db.make_engine(settings.database_url), status=DeliveryStatus.DEAD, limit=limit)
     click.echo(admin.format_deliveries(rows) if rows else "no dead letters")
 
 
@@ -177,7 +178,7 @@ def deliveries() -> None:
 
 @deliveries.command("list")
 @click.option("--nc", "nc_id", help="Only this NC.")
-@click.option("--status", type=click.Choice(["queued", "processing", "done", "dead", "ignored"]))
+@click.option("--status", type=click.Choice([s.value for s in DeliveryStatus]))
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 def deliveries_list(nc_id: str | None, status: str | None, limit: int) -> None:
     """The newest deliveries, filtered by NC and status."""

@@ -29,8 +29,9 @@ import requests
 from sqlalchemy import func, select
 
 from connector import db
-from connector.models import Delivery
+from connector.models import WAITING, Delivery, DeliveryStatus
 from connector.receive.signing import signed_headers
+from connector.receive.webhook import WEBHOOK_PATH
 from connector.sandbox import RunningSandbox, start_in_thread
 
 DEADLINE_SECONDS = 50.0
@@ -131,7 +132,7 @@ def _send_all(url: str, secret: str, batch: list[tuple[dict[str, Any], int]]) ->
 
 def _settled(engine: Any) -> bool:
     with engine.connect() as conn:
-        waiting = conn.execute(select(func.count()).where(Delivery.status.in_(("queued", "processing"))))
+        waiting = conn.execute(select(func.count()).where(Delivery.status.in_(WAITING)))
         return int(waiting.scalar_one()) == 0
 
 
@@ -166,7 +167,7 @@ def _play(base: str, secret: str, sandbox: RunningSandbox, engine: Any, say: Say
     for index, (phase, batch) in enumerate(story(), 1):
         if phase.startswith("Jira outage"):
             sandbox.state.add_fault("unavailable", 4, retry_after=2)
-        got = _send_all(f"{base}/webhooks/qualio", secret, batch)
+        got = _send_all(base + WEBHOOK_PATH, secret, batch)
         answers += got
         say(f"[{index}/4] {phase}: sent {sum(got.values())}, accepted {got[202]}, duplicates {got[200]}")
         _wait_until(lambda: _settled(engine), DEADLINE_SECONDS, "the queue did not drain")
@@ -178,7 +179,7 @@ def _summary(answers: Counter[int], sandbox: RunningSandbox, engine: Any) -> dic
     issues = requests.get(f"{sandbox.url}/_sandbox/issues", timeout=10).json()["issues"]
     with engine.connect() as conn:
         retries = conn.execute(select(func.coalesce(func.sum(Delivery.attempts), 0))).scalar_one()
-        dead = conn.execute(select(func.count()).where(Delivery.status == "dead")).scalar_one()
+        dead = conn.execute(select(func.count()).where(Delivery.status == DeliveryStatus.DEAD)).scalar_one()
     rows = [(issue["key"], issue["fields"]["summary"], issue["fields"]["status"]["name"],
              len(issue["fields"]["comment"]["comments"])) for issue in issues]
     ncs = {p["ncId"] for _, batch in story() for p, _ in batch}

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from connector import __version__
-from connector.mapping.load import SCHEMA_VERSION
+from connector.mapping.rules import SCHEMA_VERSION
 from connector.receive.signing import SCHEMES
+from connector.receive.webhook import WEBHOOK_PATH
 from connector.settings import SETTINGS
 from connector.sync.plan import HANDLERS
 
-WEBHOOK_PATH = "/webhooks/qualio"
 REQUIRED_KEYS = ("name", "domain", "version", "documentation", "source_system", "source_events",
                  "destination_system", "destination_api_version", "webhook_path", "webhook_auth",
                  "mapping_schema_version", "config")

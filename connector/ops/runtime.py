@@ -6,7 +6,8 @@ from sqlalchemy import Engine
 
 from connector import db
 from connector.jira.gateway import JiraGateway, gateway_from_settings
-from connector.mapping.load import Mapping, default_mapping_path, load_mapping
+from connector.mapping.load import default_mapping_path, load_mapping
+from connector.mapping.rules import Mapping
 from connector.settings import ENV_PREFIX, Settings
 from connector.sync.apply import Enricher, Syncer
 from connector.sync.worker import Worker

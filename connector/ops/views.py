@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from connector.clock import utcnow
-from connector.models import Delivery, NcLink
+from connector.models import Delivery, DeliveryStatus, NcLink
 from connector.settings import Settings
 from connector.sync.queue import queue_figures
 
@@ -54,9 +54,13 @@ def show_delivery(engine: Engine, delivery_id: int) -> str | None:
 def status(engine: Engine) -> dict[str, Any]:
     figures = queue_figures(engine)
     with engine.connect() as conn:
-        last_sync = conn.execute(select(func.max(Delivery.finished_at)).where(Delivery.status == "done")).scalar()
+        last_sync = conn.execute(select(func.max(Delivery.finished_at))
+                                 .where(Delivery.status == DeliveryStatus.DONE)).scalar()
         linked = conn.execute(select(func.count()).where(NcLink.state == "linked")).scalar_one()
     return {**figures, "last_sync_at": last_sync, "linked_ncs": linked}
+
+
+LABELS = {DeliveryStatus.DEAD: "dead letters:"}
 
 
 def format_status(figures: dict[str, Any]) -> str:
@@ -64,11 +68,7 @@ def format_status(figures: dict[str, Any]) -> str:
     oldest = figures["oldest_queued_at"]
     age = f"{(utcnow() - oldest).total_seconds():.0f}s" if oldest else "-"
     return "\n".join([
-        f"queued:       {counts.get('queued', 0)}",
-        f"processing:   {counts.get('processing', 0)}",
-        f"done:         {counts.get('done', 0)}",
-        f"ignored:      {counts.get('ignored', 0)}",
-        f"dead letters: {counts.get('dead', 0)}",
+        *(f"{LABELS.get(status, status + ':'):<13} {counts.get(status, 0)}" for status in DeliveryStatus),
         f"oldest waiting delivery: {age}",
         f"NCs linked to Jira: {figures['linked_ncs']}",
         f"last sync: {_when(figures['last_sync_at'])}",
@@ -78,7 +78,9 @@ def format_status(figures: dict[str, Any]) -> str:
 def check_mapping(settings: Settings, path: str | None, payload_path: str | None,
                   live: bool) -> tuple[str, list[str]]:
     """Validate a mapping; render a payload with it; optionally check it against the live Jira."""
-    from connector.mapping.load import MappingError, default_mapping_path, load_mapping, render_fields, target_status
+    from connector.mapping.load import default_mapping_path, load_mapping
+    from connector.mapping.render import render_fields, target_status
+    from connector.mapping.rules import MappingError
 
     target = Path(path) if path else Path(settings.mapping_file or default_mapping_path())
     try:

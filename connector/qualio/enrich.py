@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from connector.qualio.client import QualioClient, QualioError, nc_record_from_event
-from connector.sync.apply import Permanent, RetryLater
+from connector.sync.errors import Permanent, RetryLater
 
 
 class QualioEnricher:

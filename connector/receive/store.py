@@ -22,12 +22,12 @@ from sqlalchemy.pool import Pool
 
 from connector.clock import utcnow
 from connector.db import begin_immediate
-from connector.models import Delivery, Fingerprint, UTCDateTime
+from connector.models import Delivery, DeliveryStatus, Fingerprint, UTCDateTime
 from connector.receive.events import NcEvent
 from connector.receive.group_commit import GroupCommit
 
 NOTIFY_CHANNEL = "nc_connector_deliveries"
-FINISHED_STATUSES = ("done", "ignored")
+FINISHED_STATUSES = (DeliveryStatus.DONE, DeliveryStatus.IGNORED)
 Arg = TypeVar("Arg")
 Out = TypeVar("Out")
 
@@ -61,7 +61,7 @@ WITH fp AS (
     INSERT INTO deliveries (fingerprint, webhook_id, nc_id, event_type, event_timestamp, payload, received_at,
                             status, attempts, next_attempt_at)
     SELECT %(fingerprint)s, %(webhook_id)s, %(nc_id)s, %(event_type)s, %(event_timestamp)s, %(payload)s, %(now)s,
-           'queued', 0, %(now)s
+           '{DeliveryStatus.QUEUED}', 0, %(now)s
     FROM fp
     RETURNING id
 )
@@ -74,10 +74,11 @@ VALUES (:fingerprint, :webhook_id, :nc_id, :event_type, :now, :now, 1)
 ON CONFLICT DO NOTHING
 RETURNING id
 """
-_SQLITE_DELIVERY = """
+_SQLITE_DELIVERY = f"""
 INSERT INTO deliveries (fingerprint, webhook_id, nc_id, event_type, event_timestamp, payload, received_at,
                         status, attempts, next_attempt_at)
-VALUES (:fingerprint, :webhook_id, :nc_id, :event_type, :event_timestamp, :payload, :now, 'queued', 0, :now)
+VALUES (:fingerprint, :webhook_id, :nc_id, :event_type, :event_timestamp, :payload, :now,
+        '{DeliveryStatus.QUEUED}', 0, :now)
 RETURNING id
 """
 
@@ -100,7 +101,8 @@ def record_delivery(engine: Engine, event: NcEvent, body: bytes, fp: str, webhoo
         if requeue_thin and event.is_thin and not _has_waiting_delivery(conn, event.nc_id):
             _enqueue(conn, fp, {"webhook_id": None, "nc_id": event.nc_id, "event_type": event.event_type,
                                 "event_timestamp": event.timestamp, "payload": body.decode("utf-8"),
-                                "received_at": now, "next_attempt_at": now, "status": "queued", "attempts": 0})
+                                "received_at": now, "next_attempt_at": now, "status": DeliveryStatus.QUEUED,
+                                "attempts": 0})
         return Duplicate(fp, _note_sighting(conn, fp, webhook_id, now))
 
 
@@ -192,7 +194,7 @@ def _enqueue(conn: Connection, fp: str, values: Mapping[str, object]) -> int:
 
 
 def _has_waiting_delivery(conn: Connection, nc_id: str) -> bool:
-    query = select(Delivery.id).where(Delivery.nc_id == nc_id, Delivery.status == "queued").limit(1)
+    query = select(Delivery.id).where(Delivery.nc_id == nc_id, Delivery.status == DeliveryStatus.QUEUED).limit(1)
     return conn.execute(query).first() is not None
 
 

@@ -17,13 +17,14 @@ from connector.receive.signing import AuthError, Verifier
 from connector.receive.store import Accepted, record_delivery
 
 log = logging.getLogger(__name__)
+WEBHOOK_PATH = "/webhooks/qualio"  # where Qualio posts; the manifest and the demo read it from here
 blueprint = Blueprint("webhook", __name__)
 DB_RETRY_AFTER_SECONDS = "5"
 ACCEPTED = metrics.DELIVERIES.labels("accepted")
 DUPLICATES = metrics.DELIVERIES.labels("duplicate")
 
 
-@blueprint.post("/webhooks/qualio")
+@blueprint.post(WEBHOOK_PATH)
 def receive() -> Response:
     settings = current_app.config["NC_SETTINGS"]
     verifier: Verifier = current_app.config["NC_VERIFIER"]

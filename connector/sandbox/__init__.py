@@ -91,10 +91,14 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from connector.sandbox.app import create_sandbox_app
-from connector.sandbox.state import JiraError, SandboxConfig, SandboxState
+from connector.sandbox.config import SandboxConfig
+from connector.sandbox.errors import JiraError
+from connector.sandbox.requestlog import RequestRecord
+from connector.sandbox.state import SandboxState
 
 __all__ = [
     "JiraError",
+    "RequestRecord",
     "RunningSandbox",
     "SandboxConfig",
     "SandboxState",

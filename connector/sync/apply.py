@@ -24,30 +24,16 @@ from connector.clock import utcnow
 from connector.jira.gateway import FieldInfo, JiraError, JiraGateway
 from connector.jira.resolver import CachedResolver
 from connector.jira.throttle import JiraThrottle, LockBusy, Paused
-from connector.mapping.load import Mapping, marker_label
+from connector.mapping.render import marker_label
+from connector.mapping.rules import Mapping
+from connector.models import DeliveryStatus
 from connector.sync import links, queue
+from connector.sync.errors import LeaseLost, Permanent, RetryLater
 from connector.sync.links import Link
 from connector.sync.plan import Delivered, PlannedComment, SyncPlan, coalesce, comment_marker, parse_payload, plan_sync
 from connector.sync.queue import Claim, finish
 
 log = logging.getLogger(__name__)
-
-
-class RetryLater(Exception):
-    """Try this claim again later; `delay` None means the worker's backoff decides."""
-
-    def __init__(self, message: str, delay: float | None = None, count_attempt: bool = True) -> None:
-        super().__init__(message)
-        self.delay = delay
-        self.count_attempt = count_attempt
-
-
-class Permanent(Exception):
-    """Retrying cannot help (bad field, missing transition): dead letter with this message."""
-
-
-class LeaseLost(Exception):
-    """Another worker took this NC over (our lease ran out mid-sync): stop, and leave its rows alone."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +111,7 @@ class Syncer:
         snapshot = coalesce(link.nc_state, link.field_times, link.last_event_at, deliveries)
         if not snapshot.applied:  # only unknown event types: recorded and ignored, never retried
             with self.engine.begin() as conn:
-                finish(conn, claim, "ignored", link.jira_key)
+                finish(conn, claim, DeliveryStatus.IGNORED, link.jira_key)
             return SyncResult(link.jira_key, False, 0, 0)
         if self.enricher is not None:  # Qualio's current record is newer than any delivery
             fetched_at = utcnow()
@@ -150,11 +136,11 @@ class Syncer:
         writes += moved
         posted = self._post_comments(claim.nc_id, key, plan.comments)
         with self.engine.begin() as conn:
-            if finish(conn, claim, "done", key, snapshot.applied) < len(snapshot.applied):
+            if finish(conn, claim, DeliveryStatus.DONE, key, snapshot.applied) < len(snapshot.applied):
                 # Another worker took the NC over and may have recorded newer state: keep ours out.
                 raise LeaseLost(f"lost the claim on {claim.nc_id} before recording the sync")
             if snapshot.ignored:
-                finish(conn, claim, "ignored", key, snapshot.ignored)
+                finish(conn, claim, DeliveryStatus.IGNORED, key, snapshot.ignored)
             links.record_sync(conn, claim.nc_id, fields_hash=plan.fields_hash, jira_status=status,
                               last_event_at=snapshot.newest, nc_state=snapshot.state,
                               field_times=snapshot.set_at)

@@ -19,15 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connector.mapping.load import (
-    Mapping,
-    Resolver,
-    comment_key,
-    remote_link,
-    render_comment,
-    render_fields,
-    target_status,
-)
+from connector.mapping.render import comment_key, remote_link, render_comment, render_fields, target_status
+from connector.mapping.rules import Mapping, Resolver
 from connector.receive.fingerprint import canonical_json
 
 # Payload keys that describe one change rather than the NC's state: never merged into the snapshot.

@@ -8,7 +8,7 @@ A claim is a lease: a crashed worker's deliveries become claimable again when it
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,11 +27,10 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
 from connector.clock import utcnow
-from connector.models import Delivery, Throttle
+from connector.models import WAITING, Delivery, DeliveryStatus
 
 
 @dataclass(frozen=True)
@@ -60,11 +59,11 @@ class Claim:
 
 def _claimable(now: datetime, worker_id: str) -> ColumnElement[bool]:
     return or_(
-        and_(Delivery.status == "queued", Delivery.next_attempt_at <= now),
-        and_(Delivery.status == "processing", Delivery.lease_expires_at <= now),  # a crashed worker's
+        and_(Delivery.status == DeliveryStatus.QUEUED, Delivery.next_attempt_at <= now),
+        and_(Delivery.status == DeliveryStatus.PROCESSING, Delivery.lease_expires_at <= now),  # a crashed worker's
         # Our own: a worker claims only when it holds nothing, so these are left over from a sync
         # whose release failed (the database was down); no need to wait out our own lease.
-        and_(Delivery.status == "processing", Delivery.claimed_by == worker_id),
+        and_(Delivery.status == DeliveryStatus.PROCESSING, Delivery.claimed_by == worker_id),
     )
 
 
@@ -75,8 +74,8 @@ def _unavailable(nc_id: Any, now: datetime, worker_id: str) -> Exists:
     delay may be Jira's Retry-After or the time a write whose answer was lost needs to land.
     """
     other = aliased(Delivery)
-    held = and_(other.status == "processing", other.lease_expires_at > now, other.claimed_by != worker_id)
-    waiting = and_(other.status == "queued", other.next_attempt_at > now)
+    held = and_(other.status == DeliveryStatus.PROCESSING, other.lease_expires_at > now, other.claimed_by != worker_id)
+    waiting = and_(other.status == DeliveryStatus.QUEUED, other.next_attempt_at > now)
     return exists().where(other.nc_id == nc_id, or_(held, waiting))
 
 
@@ -119,14 +118,14 @@ def _take(conn: Connection, nc_id: str, worker_id: str, now: datetime, lease_sec
     conn.execute(
         update(Delivery)
         .where(Delivery.nc_id == nc_id,
-               or_(Delivery.status == "queued",
-                   and_(Delivery.status == "processing",
+               or_(Delivery.status == DeliveryStatus.QUEUED,
+                   and_(Delivery.status == DeliveryStatus.PROCESSING,
                         or_(Delivery.lease_expires_at <= now, Delivery.claimed_by == worker_id))))
-        .values(status="processing", claimed_by=worker_id, lease_expires_at=lease)
+        .values(status=DeliveryStatus.PROCESSING, claimed_by=worker_id, lease_expires_at=lease)
     )
     rows = conn.execute(
         select(Delivery.id, Delivery.event_type, Delivery.event_timestamp, Delivery.payload, Delivery.attempts)
-        .where(Delivery.nc_id == nc_id, Delivery.status == "processing", Delivery.claimed_by == worker_id)
+        .where(Delivery.nc_id == nc_id, Delivery.status == DeliveryStatus.PROCESSING, Delivery.claimed_by == worker_id)
         .order_by(Delivery.id)
     ).all()
     return Claim(nc_id, worker_id, tuple(ClaimedDelivery(*row) for row in rows))
@@ -134,7 +133,7 @@ def _take(conn: Connection, nc_id: str, worker_id: str, now: datetime, lease_sec
 
 def _mine(claim: Claim, ids: Sequence[int] | None = None) -> ColumnElement[bool]:
     return and_(Delivery.id.in_(claim.ids if ids is None else ids), Delivery.claimed_by == claim.worker_id,
-                Delivery.status == "processing")
+                Delivery.status == DeliveryStatus.PROCESSING)
 
 
 def finish(conn: Connection, claim: Claim, status: str, jira_key: str | None,
@@ -143,7 +142,7 @@ def finish(conn: Connection, claim: Claim, status: str, jira_key: str | None,
     return conn.execute(
         update(Delivery).where(_mine(claim, ids))
         .values(status=status, jira_key=jira_key, finished_at=utcnow(), claimed_by=None,
-                lease_expires_at=None, last_error=None if status == "done" else Delivery.last_error)
+                lease_expires_at=None, last_error=None if status == DeliveryStatus.DONE else Delivery.last_error)
     ).rowcount
 
 
@@ -157,11 +156,12 @@ def retry_later(engine: Engine, claim: Claim, error: str, delay: float, max_atte
     with engine.begin() as conn:
         conn.execute(
             update(Delivery).where(_mine(claim))
-            .values(status=case((spent, "dead"), else_="queued"), attempts=Delivery.attempts + step,
-                    last_error=error[:4000], claimed_by=None, lease_expires_at=None,
+            .values(status=case((spent, DeliveryStatus.DEAD), else_=DeliveryStatus.QUEUED),
+                    attempts=Delivery.attempts + step, last_error=error[:4000], claimed_by=None, lease_expires_at=None,
                     next_attempt_at=now + timedelta(seconds=delay), finished_at=case((spent, now), else_=None))
         )
-        dead = conn.execute(select(func.count()).where(Delivery.id.in_(claim.ids), Delivery.status == "dead"))
+        dead = conn.execute(select(func.count())
+                            .where(Delivery.id.in_(claim.ids), Delivery.status == DeliveryStatus.DEAD))
         return int(dead.scalar_one())
 
 
@@ -179,56 +179,21 @@ def bury(engine: Engine, claim: Claim, error: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             update(Delivery).where(_mine(claim))
-            .values(status="dead", attempts=claim.attempts + 1, last_error=error[:4000], claimed_by=None,
+            .values(status=DeliveryStatus.DEAD, attempts=claim.attempts + 1, last_error=error[:4000], claimed_by=None,
                     lease_expires_at=None, finished_at=now)
         )
 
 
 def replay(engine: Engine, ids: Sequence[int] = (), all_dead: bool = False) -> int:
     """Put dead letters back in the queue (attempts reset); returns how many."""
-    condition = Delivery.status == "dead"
+    condition = Delivery.status == DeliveryStatus.DEAD
     if not all_dead:
         condition = and_(condition, Delivery.id.in_(ids))  # type: ignore[assignment]
     with engine.begin() as conn:
         return conn.execute(
             update(Delivery).where(condition)
-            .values(status="queued", attempts=0, next_attempt_at=utcnow(), finished_at=None)
+            .values(status=DeliveryStatus.QUEUED, attempts=0, next_attempt_at=utcnow(), finished_at=None)
         ).rowcount
-
-
-def pause(engine: Engine, name: str, seconds: float) -> None:
-    """Every worker waits until now + seconds before calling `name` again (Jira's Retry-After)."""
-    pause_all(engine, {name: seconds})
-
-
-def pause_all(engine: Engine, pauses: Mapping[str, float]) -> None:
-    """`pause` for each name, in one transaction. A pause is only ever lengthened, never shortened."""
-    now = utcnow()
-    with engine.begin() as conn:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        for name, seconds in pauses.items():
-            not_before = now + timedelta(seconds=seconds)
-            conn.execute(dialect.insert(Throttle).values(name=name, not_before=not_before).on_conflict_do_nothing())
-            conn.execute(update(Throttle).where(Throttle.name == name, Throttle.not_before < not_before)
-                         .values(not_before=not_before))
-
-
-def paused_for(bind: Engine | Connection, name: str) -> float:
-    """Seconds until `name` may be called again (0 when it may be called now)."""
-    return throttled(bind, name)[name]
-
-
-def throttled(bind: Engine | Connection, *names: str) -> dict[str, float]:
-    """Seconds left on each named pause (0 for none), read in one query (on `bind` if a connection)."""
-    query = select(Throttle.name, Throttle.not_before).where(Throttle.name.in_(names))
-    if isinstance(bind, Connection):
-        rows = bind.execute(query).all()
-    else:
-        with bind.connect() as conn:
-            rows = conn.execute(query).all()
-    now = utcnow()
-    found = {name: max(0.0, (not_before - now).total_seconds()) for name, not_before in rows}
-    return {name: found.get(name, 0.0) for name in names}
 
 
 def queue_figures(engine: Engine) -> dict[str, object]:
@@ -236,5 +201,5 @@ def queue_figures(engine: Engine) -> dict[str, object]:
     with engine.connect() as conn:
         counts = dict(conn.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
         oldest = conn.execute(select(func.min(Delivery.received_at))
-                              .where(Delivery.status.in_(("queued", "processing")))).scalar_one_or_none()
+                              .where(Delivery.status.in_(WAITING))).scalar_one_or_none()
     return {"counts": counts, "oldest_queued_at": oldest}

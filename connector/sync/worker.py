@@ -14,11 +14,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from connector import metrics
+from connector import metrics, throttles
 from connector.receive import store
 from connector.settings import Settings
 from connector.sync import queue
-from connector.sync.apply import LeaseLost, Permanent, RetryLater, Syncer
+from connector.sync.apply import Syncer
+from connector.sync.errors import LeaseLost, Permanent, RetryLater
 from connector.sync.queue import Claim
 from connector.sync.wakeup import Waiter
 
@@ -55,7 +56,7 @@ class Worker:
 
     def run_once(self) -> bool:
         """Sync at most one NC; False when there was nothing to do (or Jira asked us to wait)."""
-        if queue.paused_for(self.engine, "jira") > 0:
+        if throttles.paused_for(self.engine, "jira") > 0:
             return False
         claim = queue.claim_next(self.engine, self.worker_id, self.settings.worker_lease)
         if claim is None:

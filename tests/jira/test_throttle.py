@@ -20,12 +20,10 @@ import requests
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from connector import db
+from connector import db, throttles
 from connector.jira.gateway import JiraClientGateway, JiraError, Pressure
 from connector.jira.throttle import CAREFUL, PAUSE, AdvisoryLock, FileLock, JiraThrottle, LockBusy, Paused
-from connector.sandbox import RunningSandbox, start_in_thread
-from connector.sandbox.state import RequestRecord
-from connector.sync import queue
+from connector.sandbox import RequestRecord, RunningSandbox, start_in_thread
 from tests.conftest import load_fixture
 from tests.fake_jira import FakeIssue, FakeJira
 from tests.helpers import body_of, signed
@@ -43,7 +41,7 @@ def throttle(engine: Engine) -> Iterator[JiraThrottle]:
 
 
 def careful_for(engine: Engine) -> float:
-    return queue.throttled(engine, CAREFUL)[CAREFUL]
+    return throttles.throttled(engine, CAREFUL)[CAREFUL]
 
 
 # -- the bookkeeping ---------------------------------------------------------------------------------
@@ -55,7 +53,7 @@ def test_near_limit_turns_careful_mode_on_for_every_worker(engine, throttle):
     jira.pressure_on["get_issue"] = NEAR_LIMIT
     with throttle.call(jira) as gateway:
         gateway.get_issue("QA-1")
-    assert 25 < careful_for(engine) <= 30 and queue.paused_for(engine, PAUSE) == 0
+    assert 25 < careful_for(engine) <= 30 and throttles.paused_for(engine, PAUSE) == 0
     with throttle.call(jira) as gateway:  # a call without pressure leaves careful mode as it is
         gateway.get_issue("QA-1")
     assert 25 < careful_for(engine) <= 30
@@ -66,7 +64,7 @@ def test_a_calm_answer_turns_nothing_on(engine, throttle):
     jira.issues["QA-1"] = jira_issue()
     with throttle.call(jira) as gateway:
         gateway.get_issue("QA-1")
-    assert queue.throttled(engine, PAUSE, CAREFUL) == {PAUSE: 0.0, CAREFUL: 0.0}
+    assert throttles.throttled(engine, PAUSE, CAREFUL) == {PAUSE: 0.0, CAREFUL: 0.0}
 
 
 @pytest.mark.parametrize(("status", "retry_after", "pause", "careful"), [
@@ -82,14 +80,14 @@ def test_an_error_answer_shares_its_retry_after_and_turns_careful_mode_on(engine
                                                         retryable=True)]
     with pytest.raises(JiraError), throttle.call(jira) as gateway:
         gateway.find_issues_by_label("qualio-nc-1", "QA")
-    waits = queue.throttled(engine, PAUSE, CAREFUL)
+    waits = throttles.throttled(engine, PAUSE, CAREFUL)
     assert pause - 2 < waits[PAUSE] <= pause or waits[PAUSE] == pause == 0
     assert careful - 2 < waits[CAREFUL] <= careful or waits[CAREFUL] == careful == 0
 
 
 def test_no_call_during_a_retry_after(engine, throttle):
     jira = FakeJira()
-    queue.pause(engine, PAUSE, 10)
+    throttles.pause(engine, PAUSE, 10)
     with pytest.raises(Paused) as paused, throttle.call(jira) as gateway:
         gateway.get_issue("QA-1")
     assert 8 < paused.value.wait <= 10 and jira.calls == []
@@ -162,15 +160,14 @@ def test_the_postgresql_lock_reconnects_when_its_kept_connection_died(pg_url):
     engine = db.make_engine(pg_url)
     lock = AdvisoryLock(engine, wait=1)
     try:
-        with lock.hold():
-            pass
-        with engine.connect() as admin:  # the server drops the kept session (a restart, an idle timeout)
-            ended = admin.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                       "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                                       "AND query LIKE 'SELECT pg_advisory_unlock%'"))
-            assert ended.scalar_one() == 1
-        with lock.hold():
-            pass
+        with lock.hold() as kept:
+            kept_pid = kept.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        # The server drops the kept session (a restart, an idle timeout). Only that one, by its pid: a match on
+        # pg_stat_activity's last query also found other locks' idle sessions of this test process.
+        with engine.connect() as admin:
+            assert admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": kept_pid}).scalar_one()
+        with lock.hold() as renewed:
+            assert renewed.execute(text("SELECT pg_backend_pid()")).scalar_one() != kept_pid
     finally:
         lock.close()
         engine.dispose()
@@ -238,7 +235,7 @@ def test_without_pressure_calls_run_at_once_and_in_careful_mode_they_take_turns(
         assert run_together([get_issue(*w) for w in workers]) == [None, None]
         calm = slow_jira.state.requests()
         assert len(calm) == 2 and overlapping(calm)  # no lock: both were at Jira at the same time
-        queue.pause(engine, CAREFUL, 30)
+        throttles.pause(engine, CAREFUL, 30)
         assert run_together([get_issue(*w) for w in workers]) == [None, None]
         careful = slow_jira.state.requests()[2:]
         assert len(careful) == 2 and not overlapping(careful)  # one after the other
@@ -250,7 +247,7 @@ def test_in_careful_mode_a_call_waiting_for_the_lock_honours_the_retry_after_its
                                                                                             slow_jira):
     """The holder's 429 is recorded before it lets go; the next holder reads it before sending anything."""
     slow_jira.state.add_fault("rate_limit", retry_after=3, method="GET")
-    queue.pause(engine, CAREFUL, 30)
+    throttles.pause(engine, CAREFUL, 30)
     workers = two_workers(db_url, slow_jira)
     try:
         first, second = run_together([get_issue(*w) for w in workers], stagger=0.1)

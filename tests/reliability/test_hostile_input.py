@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from connector.mapping.load import default_mapping_path, load_mapping, render_comment, render_fields
+from connector.mapping.load import default_mapping_path, load_mapping
+from connector.mapping.render import render_comment, render_fields
 from connector.models import Delivery, Fingerprint
 from connector.ops.app import create_app
 from connector.receive.events import parse_event

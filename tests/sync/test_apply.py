@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from connector import throttles
 from connector.clock import utcnow
 from connector.jira.gateway import JiraError, Pressure
 from connector.jira.throttle import CAREFUL, JiraThrottle, LockBusy
@@ -19,7 +20,8 @@ from connector.receive.events import validate_event
 from connector.receive.fingerprint import fingerprint
 from connector.receive.store import record_delivery
 from connector.sync import links, queue
-from connector.sync.apply import RetryLater, Syncer
+from connector.sync.apply import Syncer
+from connector.sync.errors import RetryLater
 from connector.sync.worker import Worker
 from tests.conftest import FIXTURES, load_fixture, make_settings
 from tests.fake_jira import FakeJira
@@ -188,7 +190,7 @@ def test_rate_limit_honours_retry_after_for_every_worker(engine, worker, jira):
     deliver(engine, load_fixture("nc_created"))
     jira.fail_next["find_issues_by_label"] = [JiraError("rate limited", status=429, retry_after=30, retryable=True)]
     worker.run_once()
-    assert queue.paused_for(engine, "jira") > 25
+    assert throttles.paused_for(engine, "jira") > 25
     assert worker.run_once() is False  # paused: no Jira call before Retry-After
     with engine.connect() as conn:
         row = conn.execute(select(Delivery)).one()
@@ -289,7 +291,7 @@ def test_every_log_line_about_a_sync_names_the_nc_deliveries_and_issue(engine, w
 
 def test_retry_after_received_by_another_worker_stops_this_sync_between_calls(engine, worker, jira):
     deliver(engine, load_fixture("nc_created"))
-    jira.before["create_issue"] = lambda: queue.pause(engine, "jira", 30)  # another worker got a 429
+    jira.before["create_issue"] = lambda: throttles.pause(engine, "jira", 30)  # another worker got a 429
     worker.run_once()
     assert [m for m, _ in jira.writes()] == ["create_issue"]  # no remote link sent during the pause
     with engine.connect() as conn:
@@ -382,7 +384,7 @@ def test_a_sync_that_lost_its_claim_after_its_last_write_records_nothing(engine,
 def test_the_resolvers_jira_lookups_wait_out_a_retry_after_too(engine, worker, jira):
     deliver(engine, load_fixture("nc_created"))  # its owner's account is looked up in Jira
     claim = queue.claim_next(engine, "w1", 60)
-    queue.pause(engine, "jira", 30)  # another worker was answered 429 meanwhile
+    throttles.pause(engine, "jira", 30)  # another worker was answered 429 meanwhile
     with pytest.raises(RetryLater) as caught:
         worker.syncer.sync(claim)
     assert caught.value.count_attempt is False and 25 < caught.value.delay <= 30
@@ -394,7 +396,7 @@ def test_near_limit_during_a_sync_turns_careful_mode_on_and_the_sync_goes_on(eng
     jira.pressure_on["create_issue"] = Pressure(status=201, near_limit=True, remaining=3)
     drain(worker)
     assert [m for m, _ in jira.writes()] == ["create_issue", "upsert_remote_link"]  # the link: under the lock
-    assert statuses(engine) == ["done"] and queue.throttled(engine, CAREFUL)[CAREFUL] > 25
+    assert statuses(engine) == ["done"] and throttles.throttled(engine, CAREFUL)[CAREFUL] > 25
 
 
 class BusyLock:
@@ -414,7 +416,7 @@ def test_a_lock_that_stays_taken_is_a_retry_that_costs_no_attempt(engine, db_url
     mapping = load_mapping(default_mapping_path(), project_override="QA")
     syncer = Syncer(engine, jira, mapping, settings.jira_search_lag, throttle=JiraThrottle(engine, BusyLock()))
     deliver(engine, load_fixture("nc_created"))
-    queue.pause(engine, CAREFUL, 30)
+    throttles.pause(engine, CAREFUL, 30)
     Worker(engine, settings, syncer).run_once()
     with engine.connect() as conn:
         row = conn.execute(select(Delivery)).one()

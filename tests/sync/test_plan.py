@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connector.mapping.load import comment_key, default_mapping_path, load_mapping
+from connector.mapping.load import default_mapping_path, load_mapping
+from connector.mapping.render import comment_key
 from connector.sync.plan import HANDLERS, Delivered, coalesce, plan_sync
 from tests.conftest import load_fixture
 

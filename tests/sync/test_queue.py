@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from connector import throttles
 from connector.clock import utcnow
 from connector.models import Delivery
 from connector.receive.events import validate_event
@@ -57,16 +58,16 @@ def test_own_unreleased_claim_is_taken_again_without_waiting_for_the_lease(engin
 
 
 def test_throttle_pauses_every_worker(engine):
-    assert queue.paused_for(engine, "jira") == 0
-    queue.pause(engine, "jira", 30)
-    queue.pause(engine, "jira", 5)  # a shorter pause never shortens a longer one
-    assert 25 < queue.paused_for(engine, "jira") <= 30
+    assert throttles.paused_for(engine, "jira") == 0
+    throttles.pause(engine, "jira", 30)
+    throttles.pause(engine, "jira", 5)  # a shorter pause never shortens a longer one
+    assert 25 < throttles.paused_for(engine, "jira") <= 30
 
 
 def test_several_pauses_are_recorded_together_and_read_in_one_query(engine):
-    queue.pause_all(engine, {"jira": 5, "jira-careful": 30})
-    queue.pause_all(engine, {"jira": 1, "jira-careful": 60})  # each only ever lengthened
-    waits = queue.throttled(engine, "jira", "jira-careful", "never-paused")
+    throttles.pause_all(engine, {"jira": 5, "jira-careful": 30})
+    throttles.pause_all(engine, {"jira": 1, "jira-careful": 60})  # each only ever lengthened
+    waits = throttles.throttled(engine, "jira", "jira-careful", "never-paused")
     assert 3 < waits["jira"] <= 5 and 55 < waits["jira-careful"] <= 60 and waits["never-paused"] == 0
 
 

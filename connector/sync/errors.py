@@ -1,0 +1,24 @@
+"""How a sync step ends when it does not succeed: later (RetryLater), never (Permanent), or not ours (LeaseLost).
+
+Raised by `apply` and by enrichment (connector.qualio.enrich); the worker turns them into a retry, a dead
+letter, or nothing.
+"""
+
+from __future__ import annotations
+
+
+class RetryLater(Exception):
+    """Try this claim again later; `delay` None means the worker's backoff decides."""
+
+    def __init__(self, message: str, delay: float | None = None, count_attempt: bool = True) -> None:
+        super().__init__(message)
+        self.delay = delay
+        self.count_attempt = count_attempt
+
+
+class Permanent(Exception):
+    """Retrying cannot help (bad field, missing transition): dead letter with this message."""
+
+
+class LeaseLost(Exception):
+    """Another worker took this NC over (our lease ran out mid-sync): stop, and leave its rows alone."""
