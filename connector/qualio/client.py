@@ -12,42 +12,33 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from connector import __version__
+from connector.http_api import (
+    APIError,
+    json_or_none,
+    request_failure,
+    retry_after,
+    session_without_retries,
+    status_line,
+)
+from connector.secrets import redact
 
 __all__ = ["QualioClient", "QualioError", "RateLimiter", "nc_record_from_event"]
 
 WINDOW_SECONDS = 60.0
-_REDACTED = "<secret>"
 _RETRYABLE_4XX = frozenset({408, 429})
 _MAX_MESSAGE = 300
 
 
-class QualioError(Exception):
+class QualioError(APIError):
     """A failed Qualio call. ``retryable`` says whether trying again later can help."""
 
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None,
-                 retryable: bool = False) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.retry_after = retry_after
-        self.retryable = retryable
-
-    def __str__(self) -> str:
-        return f"Qualio HTTP {self.status}: {self.message}" if self.status else f"Qualio: {self.message}"
-
-    def __repr__(self) -> str:
-        return (f"QualioError(status={self.status!r}, message={self.message!r}, "
-                f"retry_after={self.retry_after!r}, retryable={self.retryable!r})")
+    service: ClassVar[str] = "Qualio"
 
 
 class RateLimiter:
@@ -118,7 +109,8 @@ class QualioClient:
             # No redirects: requests would forward the X-Api-Key header to wherever they point.
             response = self._session.get(url, timeout=self._timeout, allow_redirects=False)
         except requests.RequestException as exc:
-            raise self._from_requests_error(exc) from None
+            failure = request_failure(exc, [self._api_key])
+            raise QualioError(failure.message, retryable=failure.retryable) from None
         if response.status_code == 200:
             return self._event(response)
         raise self._from_response(response, code)
@@ -130,70 +122,37 @@ class QualioClient:
                               status=429, retry_after=remaining, retryable=True)
 
     def _event(self, response: requests.Response) -> dict[str, Any]:
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+        data = json_or_none(response, dict)
         if not isinstance(data, dict):
             raise QualioError("the answer is not a JSON object", status=response.status_code, retryable=True)
         return data
 
     def _from_response(self, response: requests.Response, code: str) -> QualioError:
         status = response.status_code
-        retry_after = _retry_after(response.headers.get("Retry-After"))
-        if status == 429 and retry_after:
-            self._blocked_until = max(self._blocked_until, self._clock() + retry_after)
+        wait = retry_after(response)
+        if status == 429 and wait:
+            self._blocked_until = max(self._blocked_until, self._clock() + wait)
         if status == 404:
             message = f"event {code} not found"
         elif 300 <= status < 400:
             message = f"Qualio redirected to {response.headers.get('Location')!r}: check the Qualio URL"
         else:
             message = _error_message(response)
-        return QualioError(self._scrub(message), status=status, retry_after=retry_after,
+        return QualioError(redact(message, [self._api_key]), status=status, retry_after=wait,
                            retryable=status in _RETRYABLE_4XX or status >= 500)
-
-    def _from_requests_error(self, exc: requests.RequestException) -> QualioError:
-        if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                            requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader)):
-            return QualioError(self._scrub(f"invalid request: {exc}"))
-        kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
-        return QualioError(self._scrub(f"{kind}: {exc}"), retryable=True)
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, _REDACTED)
 
 
 def _session(api_key: str) -> requests.Session:
-    session = requests.Session()
+    # urllib3 must not retry (the worker does, with backoff).
+    session = session_without_retries()
     session.headers.update({"X-Api-Key": api_key, "Accept": "application/json",
                             "User-Agent": f"nc-connector/{__version__}"})
-    # requests' default, stated: urllib3 must not retry (the worker does, with backoff).
-    adapter = HTTPAdapter(max_retries=Retry(total=0, read=False, redirect=False))
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
     return session
-
-
-def _retry_after(raw: str | None, now: datetime | None = None) -> float | None:
-    """Retry-After in seconds (it may also be an HTTP date)."""
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(raw) - (now or datetime.now(UTC))).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 def _error_message(response: requests.Response) -> str:
     """Qualio's ``message`` (403, 429), or the ``errors`` descriptions (400), else the status line."""
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
+    data = json_or_none(response, dict)
     if isinstance(data, dict):
         if data.get("message"):
             return str(data["message"])[:_MAX_MESSAGE]
@@ -201,7 +160,7 @@ def _error_message(response: requests.Response) -> str:
         if isinstance(errors, list) and errors:
             return "; ".join(str(e.get("description", e)) if isinstance(e, dict) else str(e)
                              for e in errors)[:_MAX_MESSAGE]
-    return f"HTTP {response.status_code} {response.reason or ''}".strip()
+    return status_line(response)
 
 
 # -- eventDetailed -> NC record (pure) ------------------------------------------------------------

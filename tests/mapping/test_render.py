@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from connector.jira.field_shapes import FieldInfo, ShapeError, shape
 from connector.mapping.load import load_mapping
 from connector.mapping.render import (
     comment_key,
@@ -204,46 +203,6 @@ def test_remote_link_needs_an_http_url(default: Mapping) -> None:
 
 
 # --- field shapes ------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("info", "value", "expected"), [
-    (FieldInfo("summary", "Summary", "string"), 42, "42"),
-    (FieldInfo("c1", "Tags text", "string"), ["a", "b"], "a, b"),
-    (FieldInfo("c2", "Score", "number"), "7.5", 7.5),
-    (FieldInfo("c2", "Score", "number"), 3, 3.0),
-    (FieldInfo("duedate", "Due date", "date"), "2025-02-15T23:30:00-05:00", "2025-02-15"),
-    (FieldInfo("duedate", "Due date", "date"), "2025-02-15", "2025-02-15"),
-    (FieldInfo("c3", "At", "datetime"), "2025-02-15T09:30:00.25Z", "2025-02-15T09:30:00.250+0000"),
-    (FieldInfo("c3", "At", "datetime"), "2025-02-15T09:30:00", "2025-02-15T09:30:00.000+0000"),
-    (FieldInfo("c4", "Severity", "option"), "Major", {"value": "Major"}),
-    (FieldInfo("priority", "Priority", "priority"), "High", {"name": "High"}),
-    (FieldInfo("assignee", "Assignee", "user"), "dana@example.com", {"accountId": "acc-dana"}),
-    (FieldInfo("assignee", "Assignee", "user"), "5b10ac8d82e05b22cc7d4ef5", {"accountId": "5b10ac8d82e05b22cc7d4ef5"}),
-    (FieldInfo("c5", "Fix", "version"), "1.2", {"name": "1.2"}),
-    (FieldInfo("project", "Project", "project"), "QA", {"key": "QA"}),
-    (FieldInfo("issuetype", "Issue Type", "issuetype"), "Bug", {"name": "Bug"}),
-    (FieldInfo("labels", "Labels", "array", "string"), "a b, c\nc", ["a_b", "c"]),
-    (FieldInfo("components", "Components", "array", "component"), ["Quality"], [{"name": "Quality"}]),
-    (FieldInfo("c6", "Areas", "array", "option"), "x, y", [{"value": "x"}, {"value": "y"}]),
-    (FieldInfo("c7", "Approvers", "array", "user"), ["lee@example.com"], [{"accountId": "acc-lee"}]),
-    (FieldInfo("c8", "Odd", "sd-customerrequesttype"), {"raw": 1}, {"raw": 1}),
-])
-def test_field_shapes(info: FieldInfo, value: Any, expected: Any) -> None:
-    assert shape(info, value, FakeResolver().account_id) == expected
-
-
-@pytest.mark.parametrize(("info", "value"), [
-    (FieldInfo("c2", "Score", "number"), "seven"),
-    (FieldInfo("c2", "Score", "number"), "nan"),
-    (FieldInfo("c2", "Score", "number"), True),
-    (FieldInfo("duedate", "Due date", "date"), "next Tuesday"),
-    (FieldInfo("assignee", "Assignee", "user"), "stranger@example.com"),
-])
-def test_values_that_do_not_fit_raise_shape_error(info: FieldInfo, value: Any) -> None:
-    with pytest.raises(ShapeError):
-        shape(info, value, FakeResolver().account_id)
-
-
-# --- identities --------------------------------------------------------------------------------
 
 def test_comment_key_prefers_the_id() -> None:
     assert comment_key(COMMENT) == "c-1001"

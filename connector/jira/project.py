@@ -1,0 +1,110 @@
+"""What the Jira gateway reads about the instance and the target project: fields, users, and the
+checks that the project is usable (``check_project``: visible, issue type, permissions, create screen).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector.jira.client import JiraClient, JiraError, path_segment
+from connector.jira.field_shapes import FieldInfo
+
+__all__ = ["REQUIRED_PERMISSIONS", "ProjectCalls"]
+
+# Permissions the connector needs in the target project (mypermissions keys, Cloud and Data Center).
+REQUIRED_PERMISSIONS = ("BROWSE_PROJECTS", "CREATE_ISSUES", "EDIT_ISSUES", "TRANSITION_ISSUES",
+                        "ADD_COMMENTS", "LINK_ISSUES")
+
+
+class ProjectCalls(JiraClient):
+    def fields(self) -> list[FieldInfo]:
+        return [_field_info(raw) for raw in self._json("fields", "GET", "field", list)]
+
+    def account_id(self, email: str) -> str | None:
+        """The id a user field takes for this e-mail: accountId on Cloud, user name on Server/DC.
+
+        None when no active user, or no single user, matches.
+        """
+        cloud = self._is_cloud()
+        params = {"query": email} if cloud else {"username": email}
+        users = [u for u in self._json("account_id", "GET", "user/search", list, params=params)
+                 if isinstance(u, dict) and u.get("active", True)]
+        user = _pick_user(users, email)
+        if user is None:
+            return None
+        ident = user.get("accountId") if cloud else user.get("name")
+        return str(ident) if ident else None
+
+    def check_project(self, project: str, issue_type: str) -> list[str]:
+        """Problems that would stop the connector in this project (empty when all is well).
+
+        Checks that the project is visible, the issue type exists in it, the user holds the
+        permissions the connector needs and that ``labels`` (how issues are found again) is on the
+        create screen. Failures to ask are reported as problems too.
+        """
+        try:
+            data = self._json("check_project", "GET", f"project/{path_segment(project)}", dict)
+        except JiraError as exc:
+            if exc.status == 404:
+                return [f"project {project!r} does not exist or the Jira user cannot browse it"]
+            return [f"cannot read project {project!r}: {exc}"]
+        problems: list[str] = []
+        type_id = _issue_type_id(data, issue_type)
+        if type_id is None:
+            names = ", ".join(sorted(str(t.get("name")) for t in data.get("issueTypes") or []))
+            problems.append(f"issue type {issue_type!r} is not available in project {project!r} "
+                            f"(available: {names or 'none'})")
+        problems += self._permission_problems(project)
+        if type_id is not None:
+            problems += self._create_screen_problems(project, issue_type, type_id)
+        return problems
+
+    def _permission_problems(self, project: str) -> list[str]:
+        params = {"projectKey": project, "permissions": ",".join(REQUIRED_PERMISSIONS)}
+        try:
+            data = self._json("check_project", "GET", "mypermissions", dict, params=params)
+        except JiraError as exc:
+            return [f"cannot read the Jira user's permissions in {project!r}: {exc}"]
+        held = data.get("permissions") or {}
+        return [f"the Jira user lacks the {name} permission in project {project!r}"
+                for name in REQUIRED_PERMISSIONS if not (held.get(name) or {}).get("havePermission")]
+
+    def _create_screen_problems(self, project: str, issue_type: str, type_id: str) -> list[str]:
+        path = f"issue/createmeta/{path_segment(project)}/issuetypes/{path_segment(type_id)}"
+        try:
+            data = self._json("check_project", "GET", path, dict, params={"maxResults": 200})
+        except JiraError as exc:
+            return [f"cannot read the create screen of {project}/{issue_type}: {exc}"]
+        # Cloud names the list "fields", Data Center (8.4+) "values".
+        ids = {str(f.get("fieldId")) for f in data.get("fields") or data.get("values") or []}
+        if "labels" not in ids:
+            return [f"the labels field is not on the create screen of {project}/{issue_type}: "
+                    "the connector finds its issues again by label"]
+        return []
+
+
+def _field_info(raw: dict[str, Any]) -> FieldInfo:
+    schema = raw.get("schema") or {}
+    items = schema.get("items")
+    return FieldInfo(id=str(raw.get("id", "")), name=str(raw.get("name", "")),
+                     schema_type=str(schema.get("type", "")), items=str(items) if items else None)
+
+
+def _pick_user(users: list[dict[str, Any]], email: str) -> dict[str, Any] | None:
+    """The user whose e-mail matches exactly; else the only result (Cloud often hides e-mails)."""
+    exact = [u for u in users if str(u.get("emailAddress", "")).casefold() == email.casefold()]
+    if len(exact) == 1:
+        return exact[0]
+    if not exact and len(users) == 1:
+        return users[0]
+    return None
+
+
+def _issue_type_id(project: dict[str, Any], issue_type: str) -> str | None:
+    """The id of the project's issue type of this name; an exact match wins over a case-blind one."""
+    types = {str(t.get("name", "")): str(t.get("id")) for t in project.get("issueTypes") or []
+             if isinstance(t, dict)}
+    if issue_type in types:
+        return types[issue_type]
+    blind = [ident for name, ident in types.items() if name.casefold() == issue_type.casefold()]
+    return blind[0] if len(blind) == 1 else None
