@@ -192,24 +192,24 @@ def nc_record_from_event(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _form_fields(steps: list[dict[str, Any]]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for step in steps:
-        if step.get("type") != "form":
-            continue
-        for field in _ordered(step.get("fields") or []):
-            if field.get("type") == "section":  # a heading inside the form, it holds no value
-                continue
-            _put(found, step, str(field.get("label", "")), _field_value(field))
-    return found
+    # A "section" inside a form is a heading: it holds no value.
+    return _step_values(steps, "form", "fields", _field_value, skip_type="section")
 
 
 def _content_sections(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    return _step_values(steps, "content", "sections", lambda section: section.get("content"))
+
+
+def _step_values(steps: list[dict[str, Any]], step_type: str, key: str, value_of: Callable[[dict[str, Any]], Any],
+                 skip_type: str | None = None) -> dict[str, Any]:
+    """Label -> value over the steps of `step_type`, each step's `key` list in its own order."""
     found: dict[str, Any] = {}
     for step in steps:
-        if step.get("type") != "content":
+        if step.get("type") != step_type:
             continue
-        for section in _ordered(step.get("sections") or []):
-            _put(found, step, str(section.get("label", "")), section.get("content"))
+        for item in _ordered(step.get(key) or []):
+            if skip_type is None or item.get("type") != skip_type:
+                _put(found, step, str(item.get("label", "")), value_of(item))
     return found
 
 

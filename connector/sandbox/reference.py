@@ -90,6 +90,9 @@ RESOLUTIONS = (
 DEFAULT_RESOLUTION = "10000"
 SEVERITIES = (Named("10020", "Critical"), Named("10021", "Major"), Named("10022", "Minor"))
 COMPONENTS = (Named("10100", "Manufacturing"), Named("10101", "Supplier"), Named("10102", "Software"))
+# The option lists a JQL value is looked up in, by the value domain of its field.
+OPTIONS_BY_DOMAIN = {"issuetype": ISSUE_TYPES, "priority": PRIORITIES, "resolution": RESOLUTIONS,
+                     "option": SEVERITIES, "component": COMPONENTS}
 
 
 def seeded_users(email: str) -> tuple[User, ...]:

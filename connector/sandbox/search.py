@@ -17,16 +17,7 @@ from typing import Any
 from connector.sandbox.errors import JsonDict, jql_error
 from connector.sandbox.issues import Issue, IssueStore, issue_number
 from connector.sandbox.jql import SORT_KEYS, TEXT_ATTRS, BoolNode, Clause, JqlField, Node, parse_jql
-from connector.sandbox.reference import (
-    COMPONENTS,
-    ISSUE_TYPES,
-    PRIORITIES,
-    PROJECT_ID,
-    RESOLUTIONS,
-    SEVERITIES,
-    STATUSES,
-    find_named,
-)
+from connector.sandbox.reference import OPTIONS_BY_DOMAIN, PROJECT_ID, STATUSES, find_named
 
 _PERIOD = re.compile(r"([+-]?)\s*((?:\d+\s*[wdhm]\s*)+)")
 _DATE_FORMATS = ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d")
@@ -194,9 +185,7 @@ class SearchIndex:
         if domain == "status":
             found = next((s for s in STATUSES if raw == s.id or s.name.lower() == raw.lower()), None)
             return found.id if found else None
-        tables = {"issuetype": ISSUE_TYPES, "priority": PRIORITIES, "resolution": RESOLUTIONS,
-                  "option": SEVERITIES, "component": COMPONENTS}
-        option = find_named(tables[domain], raw)
+        option = find_named(OPTIONS_BY_DOMAIN[domain], raw)
         return option.id if option else None
 
 
