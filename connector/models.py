@@ -104,6 +104,7 @@ class Delivery(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     jira_key: Mapped[str | None] = mapped_column(String(32))  # "QA-17" once synced
+    failed_step: Mapped[str | None] = mapped_column(String(32))  # "transition": the step a dead letter failed at
 
 
 class NcLink(Base):
@@ -118,7 +119,10 @@ class NcLink(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # newest event applied
     fields_hash: Mapped[str | None] = mapped_column(String(64))  # hash of the fields last sent
-    jira_status: Mapped[str | None] = mapped_column(String(64))  # status last seen in Jira
+    jira_status: Mapped[str | None] = mapped_column(String(64))  # status last seen in Jira ("Resolved")
+    jira_status_id: Mapped[str | None] = mapped_column(String(32))  # its id ("5")
+    jira_status_category: Mapped[str | None] = mapped_column(String(16))  # its category key ("done")
+    remote_link_hash: Mapped[str | None] = mapped_column(String(64))  # hash of the remote link last sent
     nc_state: Mapped[str] = mapped_column(Text, default="{}")  # {"fields": merged NC record, "setAt": {field: time}}
 
 

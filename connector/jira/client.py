@@ -9,6 +9,10 @@ Nothing is retried here, on purpose: Jira has no idempotency key for creates, an
 client's own retries of a POST can create duplicates (pycontribs/jira#1484). Each failure becomes one
 ``JiraError`` that says whether a retry is sensible, when (Retry-After), and whether the request may
 have taken effect (``outcome_unknown``); the worker decides.
+
+The workflow value types (``IssueState``, ``StatusRef``, ``Transition``, ``ScreenField``) are part of this
+module's interface but defined in the pure ``connector.jira.workflow``, so that the mapping (which may not
+import the client) and the path finding there use the very same types.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import base64
 import json
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote, urlparse
 
@@ -28,11 +31,13 @@ from jira.exceptions import JIRAError
 from connector import __version__
 from connector.http_api import APIError, json_or_none, request_failure, session_without_retries, status_line
 from connector.jira.pressure import Pressure, jira_retry_after, pressure_of, stronger
+from connector.jira.workflow import IssueState, ScreenField, StatusRef, Transition
 from connector.metrics import JIRA_CALLS
 from connector.secrets import redact
 from connector.settings import ENV_PREFIX
 
-__all__ = ["MAX_PAGES", "PAGE_SIZE", "IssueState", "JiraClient", "JiraError", "Transition", "path_segment"]
+__all__ = ["MAX_PAGES", "PAGE_SIZE", "IssueState", "JiraClient", "JiraError", "ScreenField", "StatusRef", "Transition",
+           "path_segment"]
 
 # One page of search results or comments. Label searches match one issue, rarely a handful.
 PAGE_SIZE = 100
@@ -48,32 +53,19 @@ class JiraError(APIError):
     """A failed Jira call, classified for the worker's retry decision.
 
     ``message`` is Jira's own words (``errorMessages`` and ``errors`` joined), never a credential.
+    ``field_errors`` is Jira's ``errors`` object of a 400 answer (field id -> message), so a caller can
+    tell which field was refused (a transition screen's required ``resolution``, say); {} otherwise.
     """
 
     service: ClassVar[str] = "Jira"
-    _repr_fields: ClassVar[tuple[str, ...]] = (*APIError._repr_fields, "outcome_unknown")
+    _repr_fields: ClassVar[tuple[str, ...]] = (*APIError._repr_fields, "outcome_unknown", "field_errors")
 
     def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None,
-                 retryable: bool = False, outcome_unknown: bool = False) -> None:
+                 retryable: bool = False, outcome_unknown: bool = False,
+                 field_errors: dict[str, str] | None = None) -> None:
         super().__init__(message, status=status, retry_after=retry_after, retryable=retryable)
         self.outcome_unknown = outcome_unknown
-
-
-@dataclass(frozen=True)
-class Transition:
-    id: str
-    name: str
-    to_status: str
-
-
-@dataclass(frozen=True)
-class IssueState:
-    """An issue's workflow state as read back: ``key`` is the current key (Jira answers for an old key
-    after a move); ``transitions`` are the ones available from ``status``."""
-
-    key: str
-    status: str
-    transitions: list[Transition]
+        self.field_errors: dict[str, str] = dict(field_errors or {})
 
 
 class JiraClient:
@@ -180,10 +172,12 @@ class JiraClient:
         if response is None or code is None:
             return JiraError(redact(exc.text or "no answer from Jira", self._secrets), retryable=True,
                              outcome_unknown=True)
+        field_errors = ({name: redact(text, self._secrets) for name, text in _field_errors(response).items()}
+                        if code == 400 else {})
         return JiraError(redact(_response_message(response), self._secrets), status=code,
                          retry_after=jira_retry_after(response) if code in (429, 503) else None,
                          retryable=code in _RETRYABLE_4XX or code >= 500,
-                         outcome_unknown=code in _MAYBE_APPLIED_STATUSES)
+                         outcome_unknown=code in _MAYBE_APPLIED_STATUSES, field_errors=field_errors)
 
 
 # -- helpers (pure) -------------------------------------------------------------------------------
@@ -210,6 +204,15 @@ def _is_cloud_info(info: dict[str, Any], url: str) -> bool:
     versions = info.get("versionNumbers") or [0]
     host = urlparse(url).hostname or ""
     return int(versions[0]) >= 1000 or host.endswith((".atlassian.net", ".jira.com"))
+
+
+def _field_errors(response: requests.Response) -> dict[str, str]:
+    """Jira's ``errors`` object (field id -> message); {} when the answer has none."""
+    data = json_or_none(response, dict)
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if not isinstance(errors, dict):
+        return {}
+    return {str(field): str(text) for field, text in errors.items()}
 
 
 def _response_message(response: requests.Response) -> str:

@@ -77,7 +77,9 @@ SUMMARY_LIMIT = 255  # Jira's text limits, counted in UTF-16 code units as Jira 
 TEXT_LIMIT = 32767
 _LABEL_UNSAFE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-AccountLookup = Callable[[str], "str | None"]
+# A user (e-mail or id) -> the JSON a user field takes in this deployment ({"accountId": ...} on
+# Cloud, {"name": ...} on Server/Data Center), or None when Jira has no such user.
+UserLookup = Callable[[str], "dict[str, str] | None"]
 
 
 def split_list(value: Any) -> list[Any]:
@@ -161,17 +163,21 @@ def _datetime(value: Any) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}" + moment.strftime("%z")
 
 
-def _user(value: Any, lookup: AccountLookup | None) -> dict[str, str]:
+def _user(value: Any, lookup: UserLookup | None) -> dict[str, str]:
     text = str(value).strip()
-    if "@" not in text:  # already a Jira Cloud accountId
-        return {"accountId": text}
-    account = lookup(text) if lookup else None
-    if not account:
+    if lookup is None:
+        if "@" not in text:  # without Jira, an id is taken for a Jira Cloud accountId
+            return {"accountId": text}
         raise ShapeError("e-mail address does not match a Jira account")
-    return {"accountId": account}
+    user = lookup(text)
+    if not user:
+        # The value itself stays out of the message: an e-mail is personal data.
+        raise ShapeError("e-mail address does not match a Jira account" if "@" in text
+                         else "no such Jira user")
+    return dict(user)
 
 
-def shape_scalar(type_name: str, value: Any, lookup: AccountLookup | None = None) -> Any:
+def shape_scalar(type_name: str, value: Any, lookup: UserLookup | None = None) -> Any:
     """One value in the JSON shape of a scalar Jira type."""
     if type_name == "string":
         return _text(value)
@@ -192,7 +198,7 @@ def shape_scalar(type_name: str, value: Any, lookup: AccountLookup | None = None
     return value  # "any" and types this table does not know: passed through as they are
 
 
-def shape(info: JiraField, value: Any, lookup: AccountLookup | None = None) -> Any:
+def shape(info: JiraField, value: Any, lookup: UserLookup | None = None) -> Any:
     """A value in the JSON shape of the field `info`; raises ShapeError when it does not fit."""
     if info.schema_type != "array":
         return shape_scalar(info.schema_type, value, lookup)

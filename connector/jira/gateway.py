@@ -4,7 +4,8 @@
 implements it with the ``jira`` library used as transport only, assembled from one part per concern:
 
 - ``connector.jira.client``: the session, one request at a time, every failure as ``JiraError``
-  (nothing is retried: the worker decides), and the value types ``IssueState`` and ``Transition``;
+  (nothing is retried: the worker decides), and the workflow value types ``IssueState``,
+  ``StatusRef``, ``Transition`` and ``ScreenField``;
 - ``connector.jira.pressure``: Jira's rate-limit signals (``Pressure``), handed out by ``take_pressure()``;
 - ``connector.jira.issues``: create, update, read back, transition, comments, remote links;
 - ``connector.jira.search``: the label search (Cloud and Server/Data Center paging);
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from connector.jira.client import MAX_PAGES, PAGE_SIZE, IssueState, JiraError, Transition
+from connector.jira.client import MAX_PAGES, PAGE_SIZE, IssueState, JiraError, ScreenField, StatusRef, Transition
 from connector.jira.field_shapes import FieldInfo
 from connector.jira.issues import IssueCalls
 from connector.jira.pressure import Pressure
@@ -35,6 +36,8 @@ __all__ = [
     "JiraError",
     "JiraGateway",
     "Pressure",
+    "ScreenField",
+    "StatusRef",
     "Transition",
     "gateway_from_settings",
 ]
@@ -44,12 +47,15 @@ class JiraGateway(Protocol):
     """What the sync engine needs from Jira. Every method raises ``JiraError`` on failure.
 
     ``take_pressure`` returns (and forgets) the strongest rate-limit signal that the calling thread's
-    calls have met since it last asked, or None.
+    calls have met since it last asked, or None. ``find_issues_by_label`` with ``project`` None
+    searches every project. ``user_ref`` answers a user in the shape this deployment's user fields
+    take (``{"accountId": ...}`` on Cloud, ``{"name": ...}`` on Server/Data Center), looking an
+    e-mail up; None when no single active user has that e-mail.
     """
 
     def take_pressure(self) -> Pressure | None: ...
 
-    def find_issues_by_label(self, label: str, project: str) -> list[str]: ...
+    def find_issues_by_label(self, label: str, project: str | None) -> list[str]: ...
 
     def create_issue(self, fields: dict[str, Any]) -> str: ...
 
@@ -57,7 +63,7 @@ class JiraGateway(Protocol):
 
     def get_issue(self, key: str) -> IssueState: ...
 
-    def transition_issue(self, key: str, transition_id: str) -> None: ...
+    def transition_issue(self, key: str, transition_id: str, fields: dict[str, Any] | None = None) -> None: ...
 
     def add_comment(self, key: str, body: str) -> str: ...
 
@@ -67,7 +73,7 @@ class JiraGateway(Protocol):
 
     def fields(self) -> list[FieldInfo]: ...
 
-    def account_id(self, email: str) -> str | None: ...
+    def user_ref(self, ref: str) -> dict[str, str] | None: ...
 
     def check_project(self, project: str, issue_type: str) -> list[str]: ...
 

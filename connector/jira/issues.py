@@ -3,8 +3,9 @@
 Each is one explicit request (or one per page), because several high-level ``jira.JIRA`` methods
 send extra requests (``create_issue`` re-fetches the issue, ``add_remote_link`` lists application
 links first) or bodies the spec does not describe (``transition_issue`` sends the transition id as a
-number). A create is sent exactly once: an answer that does not name the new issue is an unknown
-outcome, for the worker to resolve by searching.
+number). ``get_issue`` brings the transitions and their screens along (one request; a second only
+when the server ignored the expansion). A create is sent exactly once: an answer that does not name
+the new issue is an unknown outcome, for the worker to resolve by searching.
 """
 
 from __future__ import annotations
@@ -12,7 +13,17 @@ from __future__ import annotations
 from typing import Any
 
 from connector.http_api import json_or_none
-from connector.jira.client import MAX_PAGES, PAGE_SIZE, IssueState, JiraClient, JiraError, Transition, path_segment
+from connector.jira.client import (
+    MAX_PAGES,
+    PAGE_SIZE,
+    IssueState,
+    JiraClient,
+    JiraError,
+    ScreenField,
+    StatusRef,
+    Transition,
+    path_segment,
+)
 
 __all__ = ["IssueCalls"]
 
@@ -36,19 +47,38 @@ class IssueCalls(JiraClient):
         self._send("update_issue", "PUT", f"issue/{path_segment(key)}", body={"fields": fields})
 
     def get_issue(self, key: str) -> IssueState:
-        """Status and available transitions in ONE request (``expand=transitions``), not two."""
-        data = self._json("get_issue", "GET", f"issue/{path_segment(key)}", dict,
-                          params={"fields": "status", "expand": "transitions"})
-        status = ((data.get("fields") or {}).get("status") or {}).get("name", "")
-        transitions = [Transition(id=str(t.get("id", "")), name=str(t.get("name", "")),
-                                  to_status=str((t.get("to") or {}).get("name", "")))
-                       for t in data.get("transitions") or [] if isinstance(t, dict)]
-        return IssueState(key=str(data.get("key") or key), status=str(status), transitions=transitions)
+        """Status and available transitions, with each transition's screen fields, in one request
+        (``expand=transitions.fields``).
 
-    def transition_issue(self, key: str, transition_id: str) -> None:
+        Some servers ignore the expansion and answer without a ``transitions`` key: an absent key is
+        not taken as "no transitions" but asked for again (``GET issue/{key}/transitions``). An empty
+        list in the answer is Jira saying that no transition is available.
+        """
+        data = self._json("get_issue", "GET", f"issue/{path_segment(key)}", dict,
+                          params={"fields": "status", "expand": "transitions.fields"})
+        raw = data.get("transitions")
+        if not isinstance(raw, list):
+            raw = self._transitions(key)
+        status = (data.get("fields") or {}).get("status")
+        return IssueState(key=str(data.get("key") or key), status=_status_ref(status),
+                          transitions=[_transition(t) for t in raw if isinstance(t, dict)])
+
+    def _transitions(self, key: str) -> list[Any]:
+        path = f"issue/{path_segment(key)}/transitions"
+        data = self._json("get_transitions", "GET", path, dict, params={"expand": "transitions.fields"})
+        raw = data.get("transitions")
+        if not isinstance(raw, list):
+            raise JiraError(f"unexpected answer to GET {path}: no transitions", status=200, retryable=True)
+        return raw
+
+    def transition_issue(self, key: str, transition_id: str, fields: dict[str, Any] | None = None) -> None:
+        """Run a transition; ``fields`` fill its screen (``{"resolution": {"name": "Fixed"}}``), in
+        the shape an edit takes. None or {} sends no ``fields``."""
         # The spec types the transition id as a string (the jira client would send a number).
-        self._send("transition_issue", "POST", f"issue/{path_segment(key)}/transitions",
-                   body={"transition": {"id": str(transition_id)}})
+        body: dict[str, Any] = {"transition": {"id": str(transition_id)}}
+        if fields:
+            body["fields"] = fields
+        self._send("transition_issue", "POST", f"issue/{path_segment(key)}/transitions", body=body)
 
     def add_comment(self, key: str, body: str) -> str:
         """Add a plain-text (v2, wiki markup) comment; returns its id."""
@@ -80,6 +110,40 @@ class IssueCalls(JiraClient):
         if not (obj.get("url") and obj.get("title")):
             raise ValueError("a remote link needs object.url and object.title")
         self._send("upsert_remote_link", "POST", f"issue/{path_segment(key)}/remotelink", body=link)
+
+
+def _status_ref(raw: Any) -> StatusRef:
+    """A status (``fields.status`` or a transition's ``to``) as id, name and category key."""
+    if not isinstance(raw, dict):
+        return StatusRef(id="", name="", category="")
+    category = raw.get("statusCategory")
+    key = category.get("key") if isinstance(category, dict) else None
+    return StatusRef(id=str(raw.get("id") or ""), name=str(raw.get("name") or ""), category=str(key or ""))
+
+
+def _transition(raw: dict[str, Any]) -> Transition:
+    screen = raw.get("fields")
+    fields = tuple(_screen_field(str(ident), meta) for ident, meta in screen.items()
+                   if isinstance(meta, dict)) if isinstance(screen, dict) else ()
+    return Transition(id=str(raw.get("id", "")), name=str(raw.get("name", "")), to=_status_ref(raw.get("to")),
+                      fields=fields)
+
+
+def _screen_field(ident: str, meta: dict[str, Any]) -> ScreenField:
+    values = meta.get("allowedValues")
+    allowed = tuple(name for name in (_allowed_name(v) for v in values) if name) if isinstance(values, list) else ()
+    return ScreenField(id=ident, name=str(meta.get("name") or ident), required=meta.get("required") is True,
+                       has_default=meta.get("hasDefaultValue") is True, allowed=allowed)
+
+
+def _allowed_name(value: Any) -> str:
+    """An allowed value by its name, else its value (options), else its id."""
+    if isinstance(value, dict):
+        for part in ("name", "value", "id"):
+            if value.get(part) not in (None, ""):
+                return str(value[part])
+        return ""
+    return "" if value is None else str(value)
 
 
 def _normalise_create(fields: dict[str, Any]) -> dict[str, Any]:

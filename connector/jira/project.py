@@ -20,20 +20,28 @@ class ProjectCalls(JiraClient):
     def fields(self) -> list[FieldInfo]:
         return [_field_info(raw) for raw in self._json("fields", "GET", "field", list)]
 
-    def account_id(self, email: str) -> str | None:
-        """The id a user field takes for this e-mail: accountId on Cloud, user name on Server/DC.
+    def user_ref(self, ref: str) -> dict[str, str] | None:
+        """A user as this deployment's user fields take one: ``{"accountId": ...}`` on Cloud,
+        ``{"name": ...}`` (the user name) on Server/Data Center.
 
-        None when no active user, or no single user, matches.
+        An e-mail is looked up (``GET user/search``: ``query=`` on Cloud, ``username=`` on Server/DC);
+        None when no single active user matches it. Anything else is taken as the id itself (an
+        accountId, or a user name) and shaped without a look-up.
         """
-        cloud = self._is_cloud()
-        params = {"query": email} if cloud else {"username": email}
-        users = [u for u in self._json("account_id", "GET", "user/search", list, params=params)
-                 if isinstance(u, dict) and u.get("active", True)]
-        user = _pick_user(users, email)
-        if user is None:
+        text = ref.strip()
+        if not text:
             return None
-        ident = user.get("accountId") if cloud else user.get("name")
-        return str(ident) if ident else None
+        cloud = self._is_cloud()
+        if "@" not in text:
+            return {"accountId": text} if cloud else {"name": text}
+        params = {"query": text} if cloud else {"username": text}
+        users = [u for u in self._json("user_ref", "GET", "user/search", list, params=params)
+                 if isinstance(u, dict) and u.get("active", True)]
+        user = _pick_user(users, text)
+        ident = user.get("accountId" if cloud else "name") if user is not None else None
+        if not ident:
+            return None
+        return {"accountId": str(ident)} if cloud else {"name": str(ident)}
 
     def check_project(self, project: str, issue_type: str) -> list[str]:
         """Problems that would stop the connector in this project (empty when all is well).
@@ -91,11 +99,12 @@ def _field_info(raw: dict[str, Any]) -> FieldInfo:
 
 
 def _pick_user(users: list[dict[str, Any]], email: str) -> dict[str, Any] | None:
-    """The user whose e-mail matches exactly; else the only result (Cloud often hides e-mails)."""
-    exact = [u for u in users if str(u.get("emailAddress", "")).casefold() == email.casefold()]
+    """The one user whose e-mail matches exactly (case-blind). Cloud often hides e-mails: then the
+    only result counts, provided it shows no other e-mail (a search also matches names)."""
+    exact = [u for u in users if str(u.get("emailAddress") or "").casefold() == email.casefold()]
     if len(exact) == 1:
         return exact[0]
-    if not exact and len(users) == 1:
+    if not exact and len(users) == 1 and not users[0].get("emailAddress"):
         return users[0]
     return None
 

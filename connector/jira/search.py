@@ -14,13 +14,18 @@ __all__ = ["SearchCalls"]
 
 
 class SearchCalls(JiraClient):
-    def find_issues_by_label(self, label: str, project: str) -> list[str]:
-        """Keys of the project's issues with exactly this label, oldest first.
+    def find_issues_by_label(self, label: str, project: str | None) -> list[str]:
+        """Keys of the issues with exactly this label, oldest first: in ``project``, or in every
+        project the user can browse when ``project`` is None (an issue a person moved to another
+        project keeps its labels but not its project).
 
         Jira's search index may lag a create by a few seconds: an empty answer right after a create
         does not prove there is no issue.
         """
-        jql = f"project = {_jql_string(project)} AND labels = {_jql_string(label)} ORDER BY created ASC"
+        where = f"labels = {_jql_string(label)}"
+        if project is not None:
+            where = f"project = {_jql_string(project)} AND {where}"
+        jql = f"{where} ORDER BY created ASC"
         if self._is_cloud():
             return self._search_cloud(jql)
         return self._search_server(jql)

@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import Template
 
 from connector.jira.field_shapes import DECLARABLE_TYPES, SYSTEM_FIELDS, ShapeError, declared_info, shape
+from connector.jira.workflow import is_category, parse_target
 from connector.mapping.rules import (
     COMMENT_KEYS,
     DEFAULT_COMMENT,
@@ -41,7 +42,7 @@ _TOP_KEYS = ("schema_version", "extra_nc_keys", "extra_comment_keys", "issue", "
              "remote_link")
 _ISSUE_KEYS = ("project", "issue_type", "marker_label")
 _RULE_KEYS = ("value", "template", "from", "map", "default", "allowed", "type")
-_STATUS_KEYS = ("from", "map", "default", "allowed")
+_STATUS_KEYS = ("from", "map", "default", "allowed", "resolution")
 _PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _MARKER = re.compile(r"^[A-Za-z0-9_.:-]*\{nc_id\}[A-Za-z0-9_.:-]*$")
 _PLAIN = (str, int, float, bool, date)
@@ -146,7 +147,9 @@ class _Loader:
         info = declared_info(rule.name, rule.type) if rule.type else SYSTEM_FIELDS.get(rule.name)
         for key, target in targets:
             for item in target if isinstance(target, list) else [target]:
-                if rule.allowed and item not in rule.allowed:
+                if rule.key == "status" and is_category(str(item)):
+                    self.category(key, str(item))
+                elif rule.allowed and item not in rule.allowed:
                     allowed = key_path(rule.key, "allowed")
                     self.problem(key, f"unknown target {item!r}{suggest(str(item), rule.allowed)} (allowed: "
                                       f"{', '.join(rule.allowed)}; declare {allowed} to use others)")
@@ -185,11 +188,29 @@ class _Loader:
             self.problem("fields.summary", "required (Jira issues need a summary)")
         return tuple(rules)
 
-    def status(self, data: dict[str, Any]) -> Rule | None:
+    def category(self, key: str, target: str) -> None:
+        try:
+            parse_target(target)
+        except ValueError as exc:
+            self.problem(key, str(exc))
+
+    def status(self, data: dict[str, Any]) -> tuple[Rule | None, dict[str, str]]:
+        """The status rule, and the resolution to set per target (e.g. {"category:done": "Fixed"})."""
         if "status" not in data:
-            return None
+            return None, {}
         table = self.table(data, "status", "status", _STATUS_KEYS)
-        return self.rule(table, "status", "status", _STATUS_KEYS, "status", JIRA_DEFAULT_STATUSES)
+        resolutions = self.table(table, "resolution", "status.resolution")
+        rule = self.rule({k: v for k, v in table.items() if k != "resolution"}, "status", "status", _STATUS_KEYS,
+                         "status", JIRA_DEFAULT_STATUSES)
+        targets = {str(v) for v in rule.value_map.values()} | {str(rule.default)} | {str(rule.value)}
+        for target, resolution in resolutions.items():
+            key = key_path("status", "resolution", target)
+            if not isinstance(resolution, str) or not resolution.strip():
+                self.problem(key, "must be the name of a resolution, e.g. \"Fixed\"")
+            elif target not in targets and not rule.template:
+                self.problem(key, f"{target!r} is not a target of status.map or status.default"
+                                  f"{suggest(target, targets - {'None'})}")
+        return rule, {target: str(resolution).strip() for target, resolution in resolutions.items()}
 
 
 def _read(path: Path, shown: str) -> dict[str, Any]:
@@ -214,7 +235,7 @@ def load_mapping(path: str | Path, project_override: str = "") -> Mapping:
     loader.nc_keys = NC_KEYS | set(loader.strings(data, "extra_nc_keys", ""))
     loader.comment_keys = COMMENT_KEYS | set(loader.strings(data, "extra_comment_keys", ""))
     project, issue_type, marker = loader.issue(data, project_override)
-    rules, status = loader.fields(data), loader.status(data)
+    rules, (status, resolutions) = loader.fields(data), loader.status(data)
     comment_table = loader.table(data, "comment", "comment", ("template",))
     comment = loader.text(comment_table, "template", "comment", DEFAULT_COMMENT)
     loader.template("comment.template", comment, ("nc", "comment"))
@@ -226,8 +247,9 @@ def load_mapping(path: str | Path, project_override: str = "") -> Mapping:
     if loader.problems:
         raise MappingError(shown, loader.problems)
     return Mapping(path=shown, project=project, issue_type=issue_type, marker_label=marker, fields=rules,
-                   status=status, comment_template=comment, remote_link_url=link_url, remote_link_title=link_title,
-                   nc_keys=loader.nc_keys, comment_keys=loader.comment_keys, templates=loader.templates)
+                   status=status, resolutions=resolutions, comment_template=comment, remote_link_url=link_url,
+                   remote_link_title=link_title, nc_keys=loader.nc_keys, comment_keys=loader.comment_keys,
+                   templates=loader.templates)
 
 
 def default_mapping_path() -> Path:

@@ -27,6 +27,7 @@ from connector.jira.field_shapes import (
     shape,
     single_line,
 )
+from connector.jira.workflow import StatusTarget, parse_target
 from connector.mapping.rules import Mapping, MappingError, Resolver, Rule, key_path
 from connector.mapping.templates import render_template
 
@@ -107,7 +108,7 @@ def _field_info(mapping: Mapping, rule: Rule, resolver: Resolver | None) -> Jira
 
 def _shaped(rule: Rule, info: JiraField, raw: Any, resolver: Resolver | None) -> Any:
     """The value in Jira's shape; the default if the value does not fit; None if neither does."""
-    lookup = resolver.account_id if resolver else None
+    lookup = resolver.user if resolver else None
     candidates = [raw] + ([rule.default] if rule.default is not None and rule.default != raw else [])
     for candidate in candidates:
         try:
@@ -142,12 +143,19 @@ def render_fields(mapping: Mapping, nc: dict[str, Any], resolver: Resolver | Non
     return fields
 
 
-def target_status(mapping: Mapping, nc: dict[str, Any]) -> str | None:
-    """The Jira status the NC's status maps to; None leaves the issue's status alone."""
+def target_status(mapping: Mapping, nc: dict[str, Any]) -> StatusTarget | None:
+    """Where the NC's status sends the issue (a status or a category, with its resolution); None leaves the
+    issue's status alone, and so does a template that renders an unknown category (logged)."""
     if mapping.status is None:
         return None
     value = _plain_value(mapping, mapping.status, nc)
-    return None if _blank(value) else str(value)
+    if _blank(value):
+        return None
+    try:
+        return parse_target(str(value), mapping.resolutions.get(str(value), ""))
+    except ValueError as exc:
+        log.warning("mapping: status: %s; leaving the status alone", exc)
+        return None
 
 
 def render_comment(mapping: Mapping, nc: dict[str, Any], comment: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ __all__ = ["COMMENT_KEYS", "DEFAULT_COMMENT", "DEFAULT_LINK_TITLE", "DEFAULT_MAR
 
 SCHEMA_VERSION = 1
 NC_KEYS = frozenset({"ncId", "eventType", "timestamp", "title", "description", "status", "severity", "owner",
-                     "dueAt", "url", "risk", "tags", "fields", "changedFields", "comment"})
+                     "dueAt", "url", "risk", "tags", "fields", "changedFields", "comment", "qualioStatus"})
 COMMENT_KEYS = frozenset({"id", "author", "createdAt", "body"})
 JIRA_DEFAULT_PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
 JIRA_DEFAULT_STATUSES = ("To Do", "In Progress", "Done")
@@ -47,12 +47,14 @@ class Resolver(Protocol):
     """The Jira look-ups rendering needs; the sync engine passes a Jira-backed one.
 
     ``field`` answers a FieldInfo or any object with ``id``, ``schema_type`` and ``items`` (such as
-    the Jira gateway's own FieldInfo), or None when Jira has no such field.
+    the Jira gateway's own FieldInfo), or None when Jira has no such field. ``user`` answers an
+    e-mail or id as the deployment's user fields take it (``{"accountId": ...}`` on Cloud,
+    ``{"name": ...}`` on Server/Data Center), or None when Jira has no such user.
     """
 
     def field(self, name_or_id: str) -> JiraField | None: ...
 
-    def account_id(self, email: str) -> str | None: ...
+    def user(self, ref: str) -> dict[str, str] | None: ...
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Mapping:
     marker_label: str  # contains {nc_id}
     fields: tuple[Rule, ...]
     status: Rule | None
+    resolutions: dict[str, str]  # status target as written in the file -> resolution to set on the way there
     comment_template: str
     remote_link_url: str
     remote_link_title: str

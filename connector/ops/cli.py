@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,9 @@ from connector.models import DeliveryStatus
 from connector.settings import Settings, SettingsError, load_settings, require_webhook_auth
 
 log = logging.getLogger("connector")
+
+
+JIRA_KEY = re.compile(r"[A-Z][A-Z0-9_]*-[1-9][0-9]*")
 
 
 def settings_or_exit() -> Settings:
@@ -169,6 +173,45 @@ def status() -> None:
 
     settings = settings_or_exit()
     click.echo(admin.format_status(admin.status(db.make_engine(settings.database_url))))
+
+
+@main.group("links")
+def links_group() -> None:
+    """The NC -> Jira issue links: drop or change one after a person deleted or moved an issue."""
+
+
+@links_group.command("unlink")
+@click.argument("nc_id")
+def links_unlink(nc_id: str) -> None:
+    """Forget NC_ID's issue; the next sync (a replay) finds it by its label, or creates a new one."""
+    from connector.sync import links
+
+    settings = settings_or_exit()
+    if not links.unlink(db.make_engine(settings.database_url), nc_id):
+        raise click.UsageError(f"no link for {nc_id!r}: nothing of it was synced yet")
+    click.echo(f"{nc_id} is no longer linked to a Jira issue; its comments will be posted again. "
+               f"Replay its dead letters (nc-connector replay ...) or wait for its next delivery.")
+
+
+@links_group.command("relink")
+@click.argument("nc_id")
+@click.argument("jira_key")
+def links_relink(nc_id: str, jira_key: str) -> None:
+    """Tie NC_ID to the issue JIRA_KEY; its fields are sent there at the next sync."""
+    from sqlalchemy.exc import IntegrityError
+
+    from connector.sync import links
+
+    if not JIRA_KEY.fullmatch(jira_key):
+        raise click.UsageError(f"{jira_key!r} is not a Jira issue key (like QA-12)")
+    settings = settings_or_exit()
+    try:
+        done = links.relink(db.make_engine(settings.database_url), nc_id, jira_key)
+    except IntegrityError:
+        raise click.UsageError(f"{jira_key} is already linked to another NC; unlink that one first") from None
+    if not done:
+        raise click.UsageError(f"no link for {nc_id!r}: nothing of it was synced yet")
+    click.echo(f"{nc_id} is now linked to {jira_key}")
 
 
 @main.group()

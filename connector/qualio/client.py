@@ -165,7 +165,9 @@ def _error_message(response: requests.Response) -> str:
 
 # -- eventDetailed -> NC record (pure) ------------------------------------------------------------
 
-_SCALARS = {"ncId": "code", "title": "title", "description": "description", "status": "status", "url": "url",
+# Qualio's own status (open, closed, imported, rejected, cancelled) is `qualioStatus`: the webhook's `status`
+# is the NC's workflow status, which drives the Jira transition, and must not be replaced by the coarse one.
+_SCALARS = {"ncId": "code", "title": "title", "description": "description", "qualioStatus": "status", "url": "url",
             "createdAt": "created_at", "dueAt": "due_at", "modifiedAt": "modified_at",
             "closedAt": "closed_at", "risk": "risk"}
 

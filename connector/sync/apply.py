@@ -1,9 +1,12 @@
-"""Apply one NC's planned sync to Jira and record it: ensure the issue, edit, transition, comment, link.
+"""Apply one NC's planned sync to Jira, step by step, and record it.
 
-Exactly one issue per NC: the link row is reserved and marked `creating` (committed) before the
-create call. A later attempt that finds `creating` searches Jira for the marker label first; when
-the search finds nothing it waits until Jira's search lag (jira_search_lag) has passed since the
-create was sent before creating again, so index lag cannot produce a second issue.
+The steps: create or adopt the issue (connector.sync.ensure), edit the fields, the remote link, the
+transition (connector.sync.status) and the comments (connector.sync.comments). Each records what it
+applied as it applied it, and one that Jira refuses for good does not stop the others: the sync ends
+in a dead letter naming the failed step and what was applied. The NC's merged state is recorded
+before any Jira call, so an older delivery never overwrites a newer value, also after a dead letter.
+An edit goes before the transition, except on the way out of a done status: a closed issue's screen
+may refuse edits until it is reopened.
 
 Every Jira call is made through `Syncer._call` (connector.jira.throttle): no call during Jira's
 Retry-After, and one call at a time across all workers while Jira signals rate-limit pressure.
@@ -15,23 +18,26 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from connector.clock import utcnow
 from connector.jira.gateway import FieldInfo, JiraError, JiraGateway
 from connector.jira.resolver import CachedResolver
 from connector.jira.throttle import JiraThrottle, LockBusy, Paused
+from connector.jira.workflow import StatusRef, StatusTarget
 from connector.mapping.render import marker_label
 from connector.mapping.rules import Mapping
 from connector.models import DeliveryStatus
 from connector.sync import links, queue
+from connector.sync.comments import post_comments
+from connector.sync.ensure import ensure_issue, relocate
 from connector.sync.errors import LeaseLost, Permanent, RetryLater
 from connector.sync.links import Link
-from connector.sync.plan import Delivered, PlannedComment, SyncPlan, coalesce, comment_marker, parse_payload, plan_sync
+from connector.sync.plan import Delivered, SyncPlan, coalesce, digest, merge_record, parse_payload, plan_sync
 from connector.sync.queue import Claim, finish
+from connector.sync.status import follow_status
+from connector.sync.steps import IssueGone, SyncRun, run_step
 
 log = logging.getLogger(__name__)
 
@@ -113,133 +119,83 @@ class Syncer:
             with self.engine.begin() as conn:
                 finish(conn, claim, DeliveryStatus.IGNORED, link.jira_key)
             return SyncResult(link.jira_key, False, 0, 0)
-        if self.enricher is not None:  # Qualio's current record is newer than any delivery
-            fetched_at = utcnow()
-            for key, value in self.enricher.fetch(claim.nc_id).items():
-                snapshot.state[key], snapshot.set_at[key] = value, fetched_at
+        if self.enricher is not None:  # fills what the deliveries left out, never overwrites newer values
+            merge_record(snapshot, self.enricher.fetch(claim.nc_id))
         snapshot.state["ncId"] = claim.nc_id
-        plan = plan_sync(self.mapping, snapshot, link.nc_state, link.fields_hash,
+        plan = plan_sync(self.mapping, snapshot, link.fields_hash, link.remote_link_hash,
                          links.posted_comment_keys(self.engine, claim.nc_id), self.resolver)
+        links.record_state(self.engine, claim.nc_id, snapshot.state, snapshot.set_at, snapshot.newest, claim)
 
-        key, created = self._ensure_issue(link, plan, {"nc_id": claim.nc_id, "delivery_ids": claim.ids})
-        writes = 1 if created else 0
-        if not created and plan.fields_changed:
-            with self._call(write=True) as jira:
-                jira.update_issue(key, plan.edit_fields)
-            writes += 1
-        if plan.remote_link and (created or plan.link_changed):
-            with self._call(write=True) as jira:
-                jira.upsert_remote_link(key, plan.remote_link)
-            writes += 1
-        links.mark_linked(self.engine, claim.nc_id, key, plan.fields_hash)
-        status, moved = self._follow_status(key, link if not created else None, plan)
-        writes += moved
-        posted = self._post_comments(claim.nc_id, key, plan.comments)
+        run = SyncRun(self.engine, self._call, claim, {"nc_id": claim.nc_id, "delivery_ids": claim.ids})
+        label = marker_label(self.mapping, claim.nc_id)
+        created = ensure_issue(run, link, label, plan.create_fields, self.search_lag)
+        if created:
+            links.record_fields(self.engine, claim.nc_id, plan.fields_hash, claim)  # a create sends every field
+        try:
+            self._steps(run, plan, None if created else link)
+        except IssueGone:
+            relocate(run, label)
+            self._steps(run, plan, links.get(self.engine, claim.nc_id))
+        failure = run.outcome()
+        if failure is not None:
+            raise failure
         with self.engine.begin() as conn:
-            if finish(conn, claim, DeliveryStatus.DONE, key, snapshot.applied) < len(snapshot.applied):
+            if finish(conn, claim, DeliveryStatus.DONE, run.key, snapshot.applied) < len(snapshot.applied):
                 # Another worker took the NC over and may have recorded newer state: keep ours out.
                 raise LeaseLost(f"lost the claim on {claim.nc_id} before recording the sync")
             if snapshot.ignored:
-                finish(conn, claim, DeliveryStatus.IGNORED, key, snapshot.ignored)
-            links.record_sync(conn, claim.nc_id, fields_hash=plan.fields_hash, jira_status=status,
-                              last_event_at=snapshot.newest, nc_state=snapshot.state,
-                              field_times=snapshot.set_at)
-        return SyncResult(key, created, writes + posted, posted)
+                finish(conn, claim, DeliveryStatus.IGNORED, run.key, snapshot.ignored)
+        return SyncResult(run.key, created, run.writes, run.comments)
 
-    # -- the issue ---------------------------------------------------------------------------
+    def _steps(self, run: SyncRun, plan: SyncPlan, link: Link | None) -> None:
+        """Edit, remote link, transition and comments on `run.key`. `link` is None right after a create
+        (Jira has every field, and no status is known yet)."""
+        known = link.jira_status if link else None
+        edit = link is not None and plan.fields_changed
+        edit_last = edit and reopening(known, plan.target_status)
+        if edit and not edit_last:
+            run_step(run, "edit", lambda: self._edit(run, plan))
+        if plan.remote_link is not None and plan.link_hash is not None and (link is None or plan.link_changed):
+            run_step(run, "remote link", lambda: self._remote_link(run, plan))
+        target = plan.target_status
+        if target is not None:
+            run_step(run, "transition", lambda: follow_status(run, target, known, plan.create_fields))
+        if edit_last:
+            run_step(run, "edit", lambda: self._edit(run, plan))
+        run_step(run, "comment", lambda: post_comments(run, plan.comments, self.search_lag))
 
-    def _ensure_issue(self, link: Link, plan: SyncPlan, context: dict[str, Any]) -> tuple[str, bool]:
-        """The NC's Jira key, creating the issue if (and only if) none can exist yet."""
-        if link.state == "linked" and link.jira_key:
-            return link.jira_key, False
-        label = marker_label(self.mapping, link.nc_id)
-        with self._call() as jira:
-            found = jira.find_issues_by_label(label, plan.create_fields["project"]["key"])
-        if found:
-            if len(found) > 1:
-                log.warning("several Jira issues carry the marker label; adopting the oldest",
-                            extra={**context, "jira_keys": found})
-            log.info("adopted existing Jira issue", extra={**context, "jira_key": found[0]})
-            links.mark_linked(self.engine, link.nc_id, found[0])
-            return found[0], False
-        if link.state == "creating" and link.create_started_at is not None:
-            settle_at = link.create_started_at + timedelta(seconds=self.search_lag)
-            wait = (settle_at - utcnow()).total_seconds()
-            if wait > 0:
-                # A create was sent and its outcome is unknown; Jira's search may not show it yet.
-                raise RetryLater("an earlier create may exist in Jira; waiting out the search lag",
-                                 delay=wait, count_attempt=False)
+    def _edit(self, run: SyncRun, plan: SyncPlan) -> None:
+        """The changed fields; those Jira refuses by name are left out and the rest applied."""
+        fields = dict(plan.edit_fields)
         try:
             with self._call(write=True) as jira:
-                links.mark_creating(self.engine, link.nc_id)  # only once the call is sure to be made
-                key = jira.create_issue(plan.create_fields)
+                jira.update_issue(run.key, fields)
         except JiraError as exc:
-            if not exc.outcome_unknown:
-                links.mark_not_created(self.engine, link.nc_id)
-            raise
-        links.mark_linked(self.engine, link.nc_id, key)
-        log.info("created Jira issue", extra={**context, "jira_key": key})
-        return key, True
-
-    def _follow_status(self, key: str, link: Link | None, plan: SyncPlan) -> tuple[str | None, int]:
-        """Run the transition to the mapped status, if the issue is not there yet."""
-        target = plan.target_status
-        known = link.jira_status if link else None
-        if target is None or (known is not None and known.casefold() == target.casefold()):
-            return known, 0
-        with self._call() as jira:
-            issue = jira.get_issue(key)
-        current, options = issue.status, issue.transitions
-        if current.casefold() == target.casefold():
-            return current, 0
-        for transition in options:
-            if transition.to_status.casefold() == target.casefold():
-                with self._call(write=True) as jira:
-                    jira.transition_issue(key, transition.id)
-                return transition.to_status, 1
-        available = ", ".join(f"{t.name!r} -> {t.to_status!r}" for t in options) or "none"
-        raise Permanent(f"no transition leads from {current!r} to {target!r} on {key}; available: {available}")
-
-    # -- comments ----------------------------------------------------------------------------
-
-    def _post_comments(self, nc_id: str, key: str, comments: tuple[PlannedComment, ...]) -> int:
-        if not comments:
-            return 0
-        uncertain = links.uncertain_comments(self.engine, nc_id)  # key -> when its post was started
-        already = self._comments_in_jira(key) if uncertain else {}
-        posted = 0
-        for comment in comments:
-            marker = comment_marker(comment.key)
-            if marker in already:  # an earlier post whose answer we never saw did go through
-                links.record_comment(self.engine, nc_id, comment.key, already[marker])
-                continue
-            if comment.key in uncertain:
-                wait = (uncertain[comment.key] + timedelta(seconds=self.search_lag) - utcnow()).total_seconds()
-                if wait > 0:  # that post may still land: do not post a second copy yet
-                    raise RetryLater("an earlier comment post may still land in Jira; waiting", delay=wait,
-                                     count_attempt=False)
-            try:
-                with self._call(write=True) as jira:
-                    links.reserve_comment(self.engine, nc_id, comment.key)  # only once the post is sure
-                    comment_id = jira.add_comment(key, comment.body)
-            except JiraError as exc:
-                if not exc.outcome_unknown:
-                    links.forget_comment(self.engine, nc_id, comment.key)
+            accepted = {k: v for k, v in fields.items() if k not in exc.field_errors}
+            if exc.retryable or exc.status != 400 or not exc.field_errors or accepted == fields:
                 raise
-            links.record_comment(self.engine, nc_id, comment.key, comment_id)
-            posted += 1
-        return posted
+            refused = ", ".join(f"{name}: {text}" for name, text in exc.field_errors.items())
+            run.failed("edit", f"Jira refused field(s) {refused}")
+            if not accepted:
+                return
+            with self._call(write=True) as jira:
+                jira.update_issue(run.key, accepted)
+            fields = accepted
+        links.record_fields(self.engine, run.nc_id, digest(fields), run.claim)
+        run.wrote("edit")
 
-    def _comments_in_jira(self, key: str) -> dict[str, str]:
-        """marker -> comment id for the issue's comments that carry one of our markers."""
-        found: dict[str, str] = {}
-        with self._call() as jira:
-            comments = jira.comments(key)
-        for comment_id, body in comments:
-            last_line = body.rstrip().rsplit("\n", 1)[-1]
-            if last_line.startswith("[qualio-comment:"):
-                found[last_line] = comment_id
-        return found
+    def _remote_link(self, run: SyncRun, plan: SyncPlan) -> None:
+        assert plan.remote_link is not None and plan.link_hash is not None
+        with self._call(write=True) as jira:
+            jira.upsert_remote_link(run.key, plan.remote_link)
+        links.record_remote_link(self.engine, run.nc_id, plan.link_hash, run.claim)
+        run.wrote("remote link")
+
+
+def reopening(known: StatusRef | None, target: StatusTarget | None) -> bool:
+    """On the way out of a done status: transition first, as a closed issue may refuse edits."""
+    return known is not None and known.category == "done" and target is not None and not target.matches(known) \
+        and target.category != "done"
 
 
 class _ThrottledLookups:
@@ -252,6 +208,6 @@ class _ThrottledLookups:
         with self._call() as jira:
             return jira.fields()
 
-    def account_id(self, email: str) -> str | None:
+    def user_ref(self, ref: str) -> dict[str, str] | None:
         with self._call() as jira:
-            return jira.account_id(email)
+            return jira.user_ref(ref)

@@ -17,7 +17,15 @@ class RetryLater(Exception):
 
 
 class Permanent(Exception):
-    """Retrying cannot help (bad field, missing transition): dead letter with this message."""
+    """Retrying cannot help (bad field, missing transition): dead letter with this message.
+
+    `step` names the step of the sync that failed ("create", "edit", "remote link", "transition",
+    "comment", "enrich"), when one did; the dead letter keeps it.
+    """
+
+    def __init__(self, message: str, step: str | None = None) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 class LeaseLost(Exception):

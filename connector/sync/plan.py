@@ -7,7 +7,10 @@ back what to send. Rules:
 - each field remembers the event time that set it: an older delivery never overwrites a newer
   value, but still fills fields no newer delivery has set (a dead letter replayed after newer
   events loses nothing), and its comment is still posted once;
-- fields that render exactly as last sent make no Jira write.
+- fields that render exactly as last sent make no Jira write;
+- Qualio's record (enrichment) fills what the deliveries left out, and overwrites a delivery's value
+  only where the record was modified after that delivery's event; an empty value never wipes one;
+- an `nc.closed` without a status means status "closed".
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from connector.jira.workflow import StatusTarget
 from connector.mapping.render import comment_key, remote_link, render_comment, render_fields, target_status
 from connector.mapping.rules import Mapping, Resolver
 from connector.receive.fingerprint import canonical_json
@@ -62,6 +66,12 @@ def merge_state(snapshot: Snapshot, delivery: Delivered) -> None:
             snapshot.set_at[key] = delivery.timestamp
 
 
+def merge_closed(snapshot: Snapshot, delivery: Delivered) -> None:
+    """A thin close still closes: the event type stands for the status the payload does not carry."""
+    payload = delivery.payload if "status" in delivery.payload else {**delivery.payload, "status": "closed"}
+    merge_state(snapshot, Delivered(delivery.id, delivery.event_type, delivery.timestamp, payload))
+
+
 def merge_comment(snapshot: Snapshot, delivery: Delivered) -> None:
     merge_state(snapshot, delivery)
     comment = delivery.payload.get("comment")
@@ -74,7 +84,7 @@ HANDLERS: dict[str, Callable[[Snapshot, Delivered], None]] = {
     "nc.created": merge_state,
     "nc.updated": merge_state,
     "nc.status_changed": merge_state,
-    "nc.closed": merge_state,
+    "nc.closed": merge_closed,
     "nc.comment_added": merge_comment,
 }
 
@@ -95,6 +105,30 @@ def coalesce(known_state: dict[str, Any], known_set_at: dict[str, datetime], las
     return snapshot
 
 
+# When a record carries no modification time, its values only fill gaps: any delivery's value is newer.
+UNDATED = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def merge_record(snapshot: Snapshot, record: dict[str, Any]) -> None:
+    """Fold Qualio's current record in: a value replaces the snapshot's only when the record was modified
+    after the event that set it (or the snapshot has none); empty values (None, "", [], {}) never do."""
+    modified = _parse_time(record.get("modifiedAt")) or UNDATED
+    for key, value in record.items():
+        if value is None or value == "" or value == [] or value == {}:
+            continue
+        known = snapshot.set_at.get(key)
+        if key not in snapshot.state or known is None or modified > known:
+            snapshot.state[key], snapshot.set_at[key] = value, modified
+
+
+def _parse_time(raw: Any) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(raw).replace("Z", "+00:00")) if raw else None
+    except ValueError:
+        return None
+    return parsed if parsed is None or parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class PlannedComment:
     key: str
@@ -107,8 +141,9 @@ class SyncPlan:
     edit_fields: dict[str, Any]  # what an edit may send
     fields_hash: str  # identity of what an edit would send
     fields_changed: bool
+    link_hash: str | None  # identity of the remote link (None: no link)
     link_changed: bool
-    target_status: str | None
+    target_status: StatusTarget | None
     comments: tuple[PlannedComment, ...]
     remote_link: dict[str, Any] | None
 
@@ -118,24 +153,29 @@ def comment_marker(key: str) -> str:
     return f"[qualio-comment:{key[:64]}]"
 
 
-def plan_sync(mapping: Mapping, snapshot: Snapshot, previous_state: dict[str, Any], last_fields_hash: str | None,
+def plan_sync(mapping: Mapping, snapshot: Snapshot, last_fields_hash: str | None, last_link_hash: str | None,
               posted: dict[str, str | None], resolver: Resolver | None) -> SyncPlan:
     state = snapshot.state
     fields = render_fields(mapping, state, resolver)
     edit = {k: v for k, v in fields.items() if k not in NOT_EDITED}
     link = remote_link(mapping, state)
-    digest = hashlib.sha256(canonical_json(edit).encode()).hexdigest()
+    link_hash = digest(link) if link else None
     comments: list[PlannedComment] = []
     for comment in snapshot.comments:
         key = comment_key(comment)
         if posted.get(key) is None and key not in {c.key for c in comments}:
             body = f"{render_comment(mapping, state, comment)}\n\n{comment_marker(key)}"
             comments.append(PlannedComment(key, body))
-    return SyncPlan(create_fields=fields, edit_fields=edit, fields_hash=digest,
-                    fields_changed=digest != last_fields_hash,
-                    link_changed=last_fields_hash is None or link != remote_link(mapping, previous_state),
-                    target_status=target_status(mapping, state),
-                    comments=tuple(comments), remote_link=link)
+    fields_hash = digest(edit)
+    return SyncPlan(create_fields=fields, edit_fields=edit, fields_hash=fields_hash,
+                    fields_changed=fields_hash != last_fields_hash, link_hash=link_hash,
+                    link_changed=link_hash is not None and link_hash != last_link_hash,
+                    target_status=target_status(mapping, state), comments=tuple(comments), remote_link=link)
+
+
+def digest(value: Any) -> str:
+    """The identity of what is sent to Jira: SHA-256 of its canonical JSON."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
 def parse_payload(raw: str) -> dict[str, Any]:

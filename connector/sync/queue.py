@@ -131,7 +131,8 @@ def _take(conn: Connection, nc_id: str, worker_id: str, now: datetime, lease_sec
     return Claim(nc_id, worker_id, tuple(ClaimedDelivery(*row) for row in rows))
 
 
-def _mine(claim: Claim, ids: Sequence[int] | None = None) -> ColumnElement[bool]:
+def held(claim: Claim, ids: Sequence[int] | None = None) -> ColumnElement[bool]:
+    """The claim's deliveries (or those of `ids`), while they are still this worker's."""
     return and_(Delivery.id.in_(claim.ids if ids is None else ids), Delivery.claimed_by == claim.worker_id,
                 Delivery.status == DeliveryStatus.PROCESSING)
 
@@ -140,9 +141,10 @@ def finish(conn: Connection, claim: Claim, status: str, jira_key: str | None,
            ids: Sequence[int] | None = None) -> int:
     """Mark (some of) a claim's deliveries done or ignored, inside the caller's transaction."""
     return conn.execute(
-        update(Delivery).where(_mine(claim, ids))
+        update(Delivery).where(held(claim, ids))
         .values(status=status, jira_key=jira_key, finished_at=utcnow(), claimed_by=None,
-                lease_expires_at=None, last_error=None if status == DeliveryStatus.DONE else Delivery.last_error)
+                lease_expires_at=None, last_error=None if status == DeliveryStatus.DONE else Delivery.last_error,
+                failed_step=None)
     ).rowcount
 
 
@@ -155,7 +157,7 @@ def retry_later(engine: Engine, claim: Claim, error: str, delay: float, max_atte
     spent = Delivery.attempts + step >= max_attempts
     with engine.begin() as conn:
         conn.execute(
-            update(Delivery).where(_mine(claim))
+            update(Delivery).where(held(claim))
             .values(status=case((spent, DeliveryStatus.DEAD), else_=DeliveryStatus.QUEUED),
                     attempts=Delivery.attempts + step, last_error=error[:4000], claimed_by=None, lease_expires_at=None,
                     next_attempt_at=now + timedelta(seconds=delay), finished_at=case((spent, now), else_=None))
@@ -168,19 +170,19 @@ def retry_later(engine: Engine, claim: Claim, error: str, delay: float, max_atte
 def renew(engine: Engine, claim: Claim, lease_seconds: float) -> bool:
     """Extend our lease before a Jira write; False when another worker has taken the NC over."""
     with engine.begin() as conn:
-        renewed = conn.execute(update(Delivery).where(_mine(claim))
+        renewed = conn.execute(update(Delivery).where(held(claim))
                                .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))).rowcount
     return bool(renewed)
 
 
-def bury(engine: Engine, claim: Claim, error: str) -> None:
-    """A failure that cannot succeed by retrying: dead letter at once, with the error."""
+def bury(engine: Engine, claim: Claim, error: str, step: str | None = None) -> None:
+    """A failure that cannot succeed by retrying: dead letter at once, with the error and the step it failed at."""
     now = utcnow()
     with engine.begin() as conn:
         conn.execute(
-            update(Delivery).where(_mine(claim))
+            update(Delivery).where(held(claim))
             .values(status=DeliveryStatus.DEAD, attempts=claim.attempts + 1, last_error=error[:4000], claimed_by=None,
-                    lease_expires_at=None, finished_at=now)
+                    lease_expires_at=None, finished_at=now, failed_step=step)
         )
 
 

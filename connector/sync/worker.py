@@ -74,7 +74,7 @@ class Worker:
             metrics.SYNCS.labels("lease_lost").inc()
             log.warning("%s", exc, extra=context)
         except Permanent as exc:
-            queue.bury(self.engine, claim, str(exc))
+            queue.bury(self.engine, claim, str(exc), exc.step)
             self.counts.dead += 1
             metrics.SYNCS.labels("dead").inc()
             log.error("dead letter: %s", exc, extra=context)

@@ -124,6 +124,7 @@ def test_400_carries_jiras_message_and_is_final(rsps: responses.RequestsMock) ->
     assert error.message == "priority: Priority name 'Urgentt' is not valid"
     assert (error.status, error.retryable, error.outcome_unknown, error.retry_after) == (400, False, False, None)
     assert str(error) == "Jira HTTP 400: priority: Priority name 'Urgentt' is not valid"
+    assert error.field_errors == {"priority": "Priority name 'Urgentt' is not valid"}
 
 
 def test_error_messages_and_errors_are_joined(rsps: responses.RequestsMock) -> None:
@@ -134,6 +135,26 @@ def test_error_messages_and_errors_are_joined(rsps: responses.RequestsMock) -> N
         "Field 'customfield_10042' cannot be set. It is not on the appropriate screen, or unknown.; "
         "labels: Field 'labels' cannot be set. It is not on the appropriate screen, or unknown.; "
         "summary: You must specify a summary of the issue.")
+    assert caught.value.field_errors == {
+        "labels": "Field 'labels' cannot be set. It is not on the appropriate screen, or unknown.",
+        "summary": "You must specify a summary of the issue."}
+
+
+@pytest.mark.parametrize("status", [403, 409, 500])
+def test_field_errors_are_only_read_from_a_400(rsps: responses.RequestsMock, status: int) -> None:
+    rsps.post(f"{CLOUD}{API}issue", json=fixture("error_400_fields"), status=status)
+    with pytest.raises(JiraError) as caught:
+        cloud_gateway().create_issue(CREATE_FIELDS)
+    assert caught.value.status == status
+    assert caught.value.field_errors == {}
+    assert "Priority name 'Urgentt'" in caught.value.message  # the words are still reported
+
+
+def test_field_errors_of_a_400_without_errors_are_empty(rsps: responses.RequestsMock) -> None:
+    rsps.post(f"{CLOUD}{API}issue", json={"errorMessages": ["Bad request"]}, status=400)
+    with pytest.raises(JiraError) as caught:
+        cloud_gateway().create_issue(CREATE_FIELDS)
+    assert (caught.value.message, caught.value.field_errors) == ("Bad request", {})
 
 
 @pytest.mark.parametrize(("status", "retryable", "unknown"), [
@@ -175,6 +196,14 @@ def test_credentials_never_appear_in_errors(rsps: responses.RequestsMock) -> Non
         assert "<secret>" in shown
         # The library's JIRAError (its str() dumps headers and cookies) is not chained into tracebacks.
         assert error.__cause__ is None and error.__suppress_context__
+
+
+def test_credentials_never_appear_in_field_errors(rsps: responses.RequestsMock) -> None:
+    rsps.post(f"{CLOUD}{API}issue", status=400, json={"errorMessages": [], "errors": {"summary": f"echo {TOKEN}"}})
+    with pytest.raises(JiraError) as caught:
+        cloud_gateway().create_issue(CREATE_FIELDS)
+    assert caught.value.field_errors == {"summary": "echo <secret>"}
+    assert TOKEN not in repr(caught.value)
 
 
 # -- the real transport: one attempt, explicit timeout ---------------------------------------------

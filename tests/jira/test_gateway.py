@@ -59,10 +59,34 @@ def test_spec_checker_catches_bad_bodies() -> None:
     ("createmeta_bug", "PageOfCreateMetaIssueTypeWithField"),
     ("project_nc", "Project"),
     ("comments_nc_24", "PageOfComments"),
+    ("issue_classic_open_transitions_fields", "IssueBean"),
+    ("issue_classic_open_status_only", "IssueBean"),
+    ("issue_classic_closed_no_transitions", "IssueBean"),
+    ("transitions_classic_open", "Transitions"),
+    ("error_400_fields", "ErrorCollection"),
+    ("error_400_transition_resolution", "ErrorCollection"),
 ])
 def test_response_fixtures_match_the_spec(name: str, schema: str) -> None:
     problems = spec().problems(fixture(name), spec().component(schema))
     assert problems == []
+
+
+@pytest.mark.parametrize("name", ["user_search_cloud", "user_search_cloud_inactive", "user_search_server_dana"])
+def test_user_search_fixtures_match_the_spec(name: str) -> None:
+    users = fixture(name)
+    assert isinstance(users, list) and users
+    for user in users:
+        assert spec().problems(user, spec().component("User")) == []
+
+
+def test_the_transition_fixtures_carry_what_the_gateway_reads() -> None:
+    """The spec's FieldMetadata asks for key, name, operations, required and schema; the screens here have
+    them, and each status names its category."""
+    meta = fixture("transitions_classic_open")["transitions"][1]["fields"]["resolution"]
+    assert spec().problems(meta, spec().component("FieldMetadata")) == []
+    assert spec().problems({"name": "Resolution"}, spec().component("FieldMetadata")) != []  # the check bites
+    for transition in fixture("issue_classic_open_transitions_fields")["transitions"]:
+        assert transition["to"]["statusCategory"]["key"] in {"new", "indeterminate", "done"}
 
 
 # -- construction ----------------------------------------------------------------------------------

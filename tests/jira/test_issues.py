@@ -1,4 +1,7 @@
-"""The gateway's issue operations against mocked HTTP, each request checked against the spec."""
+"""The gateway's issue operations against mocked HTTP, each request checked against the spec.
+
+Reading the workflow state and running transitions: test_transitions.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
-from connector.jira.gateway import IssueState, JiraError, Transition
+from connector.jira.gateway import JiraError
 from tests.jira.jira_http import API, CLOUD, CREATE_FIELDS, LABEL, check_request, cloud_gateway, fixture, jira_calls
 
 # -- create ----------------------------------------------------------------------------------------
@@ -49,34 +52,6 @@ def test_update_issue_puts_fields(rsps: responses.RequestsMock) -> None:
     cloud_gateway().update_issue("NC-24", fields)
     (call,) = rsps.calls
     check_request(call, "PUT", f"{API}issue/NC-24", body={"fields": fields})
-
-
-def test_get_issue_reads_status_and_transitions_in_one_request(rsps: responses.RequestsMock) -> None:
-    rsps.get(f"{CLOUD}{API}issue/NC-24", json=fixture("issue_nc_24_status_transitions"))
-    state = cloud_gateway().get_issue("NC-24")
-    assert state == IssueState(key="NC-24", status="In Progress", transitions=[
-        Transition("21", "Start work", "In Progress"), Transition("31", "Done", "Done")])
-    (call,) = rsps.calls
-    check_request(call, "GET", f"{API}issue/NC-24", query={"fields": ["status"], "expand": ["transitions"]})
-
-
-def test_get_issue_reports_the_current_key_of_a_moved_issue(rsps: responses.RequestsMock) -> None:
-    rsps.get(f"{CLOUD}{API}issue/NC-24", json={**fixture("issue_nc_24_status_transitions"), "key": "QA-7"})
-    assert cloud_gateway().get_issue("NC-24").key == "QA-7"
-
-
-def test_get_issue_404(rsps: responses.RequestsMock) -> None:
-    rsps.get(f"{CLOUD}{API}issue/NC-99", json=fixture("error_404_issue"), status=404)
-    with pytest.raises(JiraError) as caught:
-        cloud_gateway().get_issue("NC-99")
-    assert (caught.value.status, caught.value.retryable) == (404, False)
-    assert caught.value.message == "Issue does not exist or you do not have permission to see it."
-
-
-def test_transition_issue_sends_the_id_as_a_string(rsps: responses.RequestsMock) -> None:
-    rsps.post(f"{CLOUD}{API}issue/NC-24/transitions", status=204)
-    cloud_gateway().transition_issue("NC-24", "31")
-    check_request(rsps.calls[0], "POST", f"{API}issue/NC-24/transitions", body={"transition": {"id": "31"}})
 
 
 def test_add_comment_returns_its_id(rsps: responses.RequestsMock) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import responses
 
-from connector.jira.gateway import FieldInfo
+from connector.jira.gateway import FieldInfo, JiraClientGateway
 from tests.jira.jira_http import (
     API,
     BEARER,
@@ -32,30 +34,75 @@ def test_fields(rsps: responses.RequestsMock) -> None:
     check_request(rsps.calls[0], "GET", f"{API}field")
 
 
-def test_account_id_on_cloud_searches_by_query(rsps: responses.RequestsMock) -> None:
+# -- user_ref --------------------------------------------------------------------------------------
+
+
+def test_user_ref_on_cloud_looks_an_email_up_by_query(rsps: responses.RequestsMock) -> None:
     mock_server_info(rsps)
-    rsps.get(f"{CLOUD}{API}user/search", json=fixture("user_search_cloud"))
-    assert cloud_gateway().account_id("dana@example.com") == "5b10ac8d82e05b22cc7d4ef5"
-    check_request(rsps.calls[1], "GET", f"{API}user/search", query={"query": ["dana@example.com"]})
+    rsps.get(f"{CLOUD}{API}user/search", json=fixture("user_search_cloud"))  # Cloud hides the e-mail here
+    assert cloud_gateway().user_ref("dana@example.com") == {"accountId": "5b10ac8d82e05b22cc7d4ef5"}
+    info, search = rsps.calls
+    check_request(info, "GET", f"{API}serverInfo")
+    check_request(search, "GET", f"{API}user/search", query={"query": ["dana@example.com"]})
 
 
-def test_account_id_on_server_is_the_user_name(rsps: responses.RequestsMock) -> None:
+def test_user_ref_on_server_is_the_user_name(rsps: responses.RequestsMock) -> None:
     mock_server_info(rsps, SERVER, "server")
     rsps.get(f"{SERVER}{API}user/search", json=fixture("user_search_server"))
-    assert server_gateway().account_id("Dana@Example.com") == "dscully"
+    assert server_gateway().user_ref("Dana@Example.com") == {"name": "dscully"}
     check_request(rsps.calls[1], "GET", f"{API}user/search", query={"username": ["Dana@Example.com"]}, auth=BEARER)
 
 
-@pytest.mark.parametrize("users", [
-    [],
-    [{"accountId": "a1", "active": False}],
-    [{"accountId": "a1", "active": True}, {"accountId": "a2", "active": True}],
+def test_user_ref_on_server_skips_a_deactivated_account_and_other_emails(rsps: responses.RequestsMock) -> None:
+    """The old, deactivated account of the same person and a prefix match on another e-mail are not her."""
+    mock_server_info(rsps, SERVER, "server")
+    rsps.get(f"{SERVER}{API}user/search", json=fixture("user_search_server_dana"))
+    assert server_gateway().user_ref("dana@example.com") == {"name": "dscully"}
+    check_request(rsps.calls[1], "GET", f"{API}user/search", query={"username": ["dana@example.com"]}, auth=BEARER)
+
+
+@pytest.mark.parametrize(("gateway", "base", "kind", "expected"), [
+    (cloud_gateway, CLOUD, "cloud", {"accountId": "5b10ac8d82e05b22cc7d4ef5"}),
+    (server_gateway, SERVER, "server", {"name": "5b10ac8d82e05b22cc7d4ef5"}),
 ])
-def test_account_id_is_none_without_one_active_match(rsps: responses.RequestsMock,
-                                                     users: list[dict[str, Any]]) -> None:
+def test_user_ref_takes_anything_else_as_an_id_without_a_lookup(
+        rsps: responses.RequestsMock, gateway: Callable[[], JiraClientGateway], base: str, kind: str,
+        expected: dict[str, str]) -> None:
+    mock_server_info(rsps, base, kind)
+    jira = gateway()
+    assert jira.user_ref(" 5b10ac8d82e05b22cc7d4ef5 ") == expected
+    assert jira.user_ref("5b10ac8d82e05b22cc7d4ef5") == expected
+    assert [urlsplit(str(c.request.url)).path for c in rsps.calls] == [f"{API}serverInfo"]  # once, no user/search
+
+
+def test_user_ref_of_an_inactive_account_is_none(rsps: responses.RequestsMock) -> None:
+    mock_server_info(rsps)
+    rsps.get(f"{CLOUD}{API}user/search", json=fixture("user_search_cloud_inactive"))
+    assert cloud_gateway().user_ref("former@example.com") is None
+
+
+def test_user_ref_of_an_unknown_email_is_none(rsps: responses.RequestsMock) -> None:
+    mock_server_info(rsps, SERVER, "server")
+    rsps.get(f"{SERVER}{API}user/search", json=[])
+    assert server_gateway().user_ref("nobody@example.com") is None
+    check_request(rsps.calls[1], "GET", f"{API}user/search", query={"username": ["nobody@example.com"]}, auth=BEARER)
+
+
+@pytest.mark.parametrize("users", [
+    [{"accountId": "a1", "active": True}, {"accountId": "a2", "active": True}],  # which one?
+    [{"accountId": "a1", "active": True, "emailAddress": "nobody.else@example.com"}],  # someone else
+    [{"accountId": "a1", "active": True, "emailAddress": "nobody@example.com"},
+     {"accountId": "a2", "active": True, "emailAddress": "NOBODY@example.com"}],  # two exact matches
+])
+def test_user_ref_is_none_without_one_match(rsps: responses.RequestsMock, users: list[dict[str, Any]]) -> None:
     mock_server_info(rsps)
     rsps.get(f"{CLOUD}{API}user/search", json=users)
-    assert cloud_gateway().account_id("nobody@example.com") is None
+    assert cloud_gateway().user_ref("nobody@example.com") is None
+
+
+def test_user_ref_of_nothing_asks_nothing(rsps: responses.RequestsMock) -> None:
+    assert cloud_gateway().user_ref("  ") is None
+    assert len(rsps.calls) == 0
 
 
 # -- check_project ---------------------------------------------------------------------------------

@@ -71,3 +71,39 @@ def test_search_quotes_jql_strings(rsps: responses.RequestsMock) -> None:
     assert cloud_gateway().find_issues_by_label('odd"label\\', "NC") == []
     jql = parse_qs(urlsplit(str(rsps.calls[1].request.url)).query)["jql"]
     assert jql == ['project = "NC" AND labels = "odd\\"label\\\\" ORDER BY created ASC']
+
+
+# -- every project -----------------------------------------------------------------------------------
+
+EVERY_PROJECT_JQL = f'labels = "{LABEL}" ORDER BY created ASC'
+
+
+def test_find_issues_by_label_in_every_project_on_cloud(rsps: responses.RequestsMock) -> None:
+    """Without a project the search finds an issue a person moved to another project; paging as ever."""
+    mock_server_info(rsps)
+    page1 = fixture("search_jql_page1")
+    rsps.get(f"{CLOUD}{API}search/jql", json=page1)
+    rsps.get(f"{CLOUD}{API}search/jql", json=fixture("search_jql_page2"))
+
+    assert cloud_gateway().find_issues_by_label(LABEL, None) == ["NC-24", "NC-31"]
+
+    _, first, second = rsps.calls
+    query = {"jql": [EVERY_PROJECT_JQL], "fields": ["key"], "maxResults": ["100"]}
+    check_request(first, "GET", f"{API}search/jql", query=query)
+    check_request(second, "GET", f"{API}search/jql", query={**query, "nextPageToken": [page1["nextPageToken"]]})
+
+
+def test_find_issues_by_label_in_every_project_on_server(rsps: responses.RequestsMock) -> None:
+    mock_server_info(rsps, SERVER, "server")
+    page = fixture("search_server")
+    first = {**page, "maxResults": 1, "issues": page["issues"][:1]}
+    second = {**page, "startAt": 1, "maxResults": 1, "issues": page["issues"][1:]}
+    rsps.get(f"{SERVER}{API}search", json=first)
+    rsps.get(f"{SERVER}{API}search", json=second)
+
+    assert server_gateway().find_issues_by_label(LABEL, None) == ["NC-24", "NC-31"]
+
+    _, one, two = rsps.calls
+    query = {"jql": [EVERY_PROJECT_JQL], "fields": ["key"], "maxResults": ["100"]}
+    check_request(one, "GET", f"{API}search", auth=BEARER, query={**query, "startAt": ["0"]})
+    check_request(two, "GET", f"{API}search", auth=BEARER, query={**query, "startAt": ["1"]})

@@ -39,8 +39,12 @@ class FakeResolver:
         self.asked.append(name_or_id)
         return next((f for f in self.FIELDS if name_or_id in (f.id, f.name)), None)
 
-    def account_id(self, email: str) -> str | None:
-        return {"dana@example.com": "acc-dana", "lee@example.com": "acc-lee"}.get(email)
+    def user(self, ref: str) -> dict[str, str] | None:
+        """Jira Cloud's answer: an e-mail of the directory, or any id as it is."""
+        if "@" not in ref:
+            return {"accountId": ref}
+        account = {"dana@example.com": "acc-dana", "lee@example.com": "acc-lee"}.get(ref)
+        return {"accountId": account} if account else None
 
 
 def fixture(name: str) -> dict[str, Any]:

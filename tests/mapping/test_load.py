@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from connector.jira.workflow import StatusTarget
 from connector.mapping.load import default_mapping_path, load_mapping
 from connector.mapping.render import render_fields, target_status
 from connector.mapping.rules import SCHEMA_VERSION, MappingError
@@ -118,12 +119,12 @@ def test_declared_allowed_statuses(tmp_path: Path) -> None:
 map = { open = "Backlog", closed = "Closed" }
 allowed = ["Backlog", "Closed"]
 """)
-    assert target_status(mapping, {**THIN, "status": "closed"}) == "Closed"
+    assert target_status(mapping, {**THIN, "status": "closed"}) == StatusTarget(name="Closed")
 
 
 def test_status_pass_through_must_still_be_allowed(tmp_path: Path) -> None:
     mapping = load_text(tmp_path, MINIMAL + '[status]\nfrom = "status"\n')
-    assert target_status(mapping, {**THIN, "status": "Done"}) == "Done"
+    assert target_status(mapping, {**THIN, "status": "Done"}) == StatusTarget(name="Done")
     assert target_status(mapping, {**THIN, "status": "open"}) is None  # not a Jira status of ours
 
 

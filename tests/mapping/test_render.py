@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from connector.jira.workflow import StatusTarget
 from connector.mapping.load import load_mapping
 from connector.mapping.render import (
     comment_key,
@@ -37,7 +38,7 @@ def test_default_renders_a_full_record(default: Mapping) -> None:
     assert fields["labels"] == ["qualio", "non-conformance", "qualio-nc-NCR-12"]
     assert fields["priority"] == {"name": "Low"}
     assert fields["duedate"] == "2025-02-15"
-    assert target_status(default, nc) == "To Do"
+    assert target_status(default, nc) == StatusTarget(category="new")
     assert remote_link(default, nc) == {
         "globalId": "qualio-nc:NCR-12",
         "object": {"url": "https://app.qualio.com/quality-events/events/123456",
@@ -61,10 +62,10 @@ def test_default_status_map(default: Mapping) -> None:
     def status(value: Any) -> str | None:
         return target_status(default, {**THIN, "status": value})
 
-    assert status("open") == "To Do"
-    assert status("under_investigation") == "In Progress"
-    assert status("closed") == "Done"
-    assert status("cancelled") == "Done"
+    assert status("open") == StatusTarget(category="new")
+    assert status("under_investigation") == StatusTarget(category="indeterminate")
+    assert status("closed") == StatusTarget(category="done")
+    assert status("cancelled") == StatusTarget(category="done")
     assert status("draft") is None  # not in the map, default "": leave the status alone
     assert status(None) is None
 
@@ -115,7 +116,7 @@ def test_rich_renders_every_field_shape(rich: Mapping) -> None:
     assert fields["customfield_10011"] == 7.5
     assert fields["customfield_10050"] == [{"value": "Audit finding"}, {"value": "Customer complaint"}]
     assert fields["customfield_10012"] == "2025-01-05T10:15:32.000+0100"
-    assert target_status(rich, nc) == "Investigating"
+    assert target_status(rich, nc) == StatusTarget(name="Investigating")
     link = remote_link(rich, nc)
     assert link is not None and link["object"]["title"] == "Qualio NC-2025-001 (under_investigation)"
 

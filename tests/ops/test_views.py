@@ -61,7 +61,7 @@ def test_mappings_check_prints_the_fields(cli):
     result = cli("mappings", "check", "--payload", str(FIXTURES / "nc_created.json"), NC_CONNECTOR_JIRA_PROJECT="QA")
     assert result.exit_code == 0, result.output
     assert '"summary": "[NCR-12] Non Compliance: procedure was not followed"' in result.output
-    assert "target status: To Do" in result.output
+    assert "target status: category 'new' (To Do)" in result.output
 
 
 def test_mappings_check_reports_a_broken_file(cli, tmp_path):

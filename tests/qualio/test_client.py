@@ -255,7 +255,7 @@ def test_nc_record_from_the_spec_example() -> None:
         "ncId": "NCR-12",
         "title": "Non Compliance: procedure was not followed",
         "description": "An incidence of a non compliance with a work instuction, procedure or policy",
-        "status": "open",
+        "qualioStatus": "open",
         "url": "https://app.qualio.com/quality-events/events/123456",
         "ownerUserId": 1,
         "createdAt": "2020-01-01T00:00:00Z",
@@ -293,7 +293,7 @@ def test_nc_record_orders_steps_and_keeps_repeated_labels() -> None:
     assert list(record["fields"]) == ["Description", "Severity", "Affected documents", "Escalated event",
                                       "Target date", "Departments", "Investigation / Description"]
     assert record["sections"] == {"Overview": "<p>Lot quarantined on arrival.</p>"}
-    assert (record["status"], record["closedAt"], record["risk"]) == ("closed", "2025-03-20T12:30:00Z", None)
+    assert (record["qualioStatus"], record["closedAt"], record["risk"]) == ("closed", "2025-03-20T12:30:00Z", None)
     assert record["ownerUserId"] == 7 and isinstance(record["ownerUserId"], int)
     assert record["tagIds"] == [3, 14] and all(isinstance(t, int) for t in record["tagIds"])
     assert (record["escalatedFrom"], record["escalatedTo"]) == ([], ["CAPA-4"])

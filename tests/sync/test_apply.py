@@ -24,7 +24,7 @@ from connector.sync.apply import Syncer
 from connector.sync.errors import RetryLater
 from connector.sync.worker import Worker
 from tests.conftest import FIXTURES, load_fixture, make_settings
-from tests.fake_jira import FakeJira
+from tests.fake_jira import FakeJira, status_ref
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_first_event_creates_later_events_update_the_same_issue(engine, worker, 
     assert list(issue.links) == ["qualio-nc:NCR-12"]
     assert statuses(engine) == ["done", "done", "done"]
     link = links.get(engine, "NCR-12")
-    assert link.state == "linked" and link.jira_key == issue.key and link.jira_status == "Done"
+    assert link.state == "linked" and link.jira_key == issue.key and link.jira_status == status_ref("Done")
 
 
 def test_a_status_change_costs_one_read_for_status_and_transitions(engine, worker, jira):
@@ -219,18 +219,32 @@ def test_retry_budget_then_dead_letter(engine, worker, jira):
     assert row.status == "dead" and row.attempts == 3
 
 
-def test_missing_transition_is_a_dead_letter_naming_the_options(engine, worker, jira):
+def test_a_status_changed_in_jira_is_walked_back_through_the_workflow(engine, worker, jira):
     deliver(engine, load_fixture("nc_created"))
     drain(worker)
     (issue,) = jira.issues.values()
-    issue.status = "Done"  # someone closed it in Jira; our cached status says To Do
+    issue.status = "Done"  # someone closed it in Jira; our recorded status says To Do
+    deliver(engine, {**load_fixture("nc_created"), "eventType": "nc.status_changed", "status": "under_investigation",
+                     "timestamp": "2025-02-03T00:00:00Z"})
+    drain(worker)
+    assert statuses(engine)[-1] == "done" and issue.status == "In Progress"  # Done -> Reopen -> To Do -> Start
+    assert [t for _, t, _ in jira.transition_fields] == ["41", "11"]
+
+
+def test_no_way_to_the_target_is_a_dead_letter_naming_status_target_and_options(engine, worker, jira):
+    deliver(engine, load_fixture("nc_created"))
+    drain(worker)
+    (issue,) = jira.issues.values()
+    issue.status = "Done"
+    jira.workflow = {**jira.workflow, "Done": []}  # a workflow that never reopens
     deliver(engine, {**load_fixture("nc_created"), "eventType": "nc.status_changed", "status": "under_investigation",
                      "timestamp": "2025-02-03T00:00:00Z"})
     drain(worker)
     with engine.connect() as conn:
         last = conn.execute(select(Delivery).order_by(Delivery.id.desc())).first()
-    assert last.status == "dead"
-    assert "'Reopen' -> 'To Do'" in last.last_error and "In Progress" in last.last_error
+    assert last.status == "dead" and last.failed_step == "transition"
+    assert "from 'Done' to category 'indeterminate' (In Progress)" in last.last_error
+    assert "available: none" in last.last_error
 
 
 def test_unknown_event_type_is_recorded_and_ignored(engine, worker, jira):
@@ -368,17 +382,20 @@ def test_a_dead_letter_replayed_after_newer_events_still_applies_what_they_did_n
     assert issue.status == "In Progress" and issue.fields["summary"] == "[NCR-12] Newer title"
 
 
-def test_a_sync_that_lost_its_claim_after_its_last_write_records_nothing(engine, worker, jira):
+def test_a_sync_that_lost_its_claim_records_nothing_more(engine, worker, jira):
     deliver(engine, load_fixture("nc_created"))
     drain(worker)
     deliver(engine, {**load_fixture("nc_created"), "eventType": "nc.updated", "title": "Renamed",
                      "timestamp": "2025-02-02T08:00:00Z"})
     take_over = update(Delivery).where(Delivery.status == "processing").values(claimed_by="other-worker")
-    jira.before["upsert_remote_link"] = lambda: _run(engine, take_over)  # the last write of this sync
+    jira.before["upsert_remote_link"] = lambda: _run(engine, take_over)  # another worker took the NC over
     before = links.get(engine, "NCR-12")
     worker.run_once()
     after = links.get(engine, "NCR-12")
-    assert after.nc_state == before.nc_state and after.last_event_at == before.last_event_at
+    assert after.fields_hash != before.fields_hash  # the edit, made while the claim was ours, is recorded
+    assert after.remote_link_hash == before.remote_link_hash  # the link, sent after the take-over, is not
+    assert jira.writes()[-1][0] == "upsert_remote_link"  # and nothing was sent after it
+    assert statuses(engine) == ["done", "processing"]
 
 
 def test_the_resolvers_jira_lookups_wait_out_a_retry_after_too(engine, worker, jira):

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from connector.jira.workflow import StatusTarget
 from connector.mapping.load import default_mapping_path, load_mapping
 from connector.mapping.render import comment_key
 from connector.sync.plan import HANDLERS, Delivered, coalesce, plan_sync
@@ -57,21 +58,21 @@ def test_change_only_keys_are_not_part_of_the_state():
 
 def test_plan_marks_unchanged_fields_and_skips_posted_comments(mapping):
     snapshot = coalesce({}, {}, None, [delivered(1, load_fixture("same_second_comment_added"))])
-    first = plan_sync(mapping, snapshot, {}, None, {}, None)
+    first = plan_sync(mapping, snapshot, None, None, {}, None)
     assert first.fields_changed and len(first.comments) == 1
     assert first.create_fields["project"] == {"key": "QA"}
     assert "qualio-nc-NC-2025-002" in first.create_fields["labels"]
     assert "project" not in first.edit_fields and "labels" not in first.edit_fields
     key = comment_key(snapshot.comments[0])
-    again = plan_sync(mapping, snapshot, snapshot.state, first.fields_hash, {key: "10001"}, None)
+    again = plan_sync(mapping, snapshot, first.fields_hash, first.link_hash, {key: "10001"}, None)
     assert not again.fields_changed and not again.link_changed and again.comments == ()
-    uncertain = plan_sync(mapping, snapshot, snapshot.state, first.fields_hash, {key: None}, None)
+    uncertain = plan_sync(mapping, snapshot, first.fields_hash, first.link_hash, {key: None}, None)
     assert len(uncertain.comments) == 1  # a post whose answer was lost is checked again
 
 
 def test_status_maps_to_a_jira_status(mapping):
     snapshot = coalesce({}, {}, None, [delivered(1, load_fixture("nc_closed"))])
-    assert plan_sync(mapping, snapshot, {}, None, {}, None).target_status == "Done"
+    assert plan_sync(mapping, snapshot, None, None, {}, None).target_status == StatusTarget(category="done")
 
 
 def test_every_supported_event_type_has_a_fixture():

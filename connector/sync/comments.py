@@ -1,0 +1,70 @@
+"""The comments step: each NC comment posted once, even when a post's answer was lost.
+
+`comment_links` is reserved (committed) before each post; each posted comment ends with a
+`[qualio-comment:<key>]` marker line, so a post whose answer never came is found on the issue
+instead of posted again. A comment Jira refuses for good is a failure of that comment alone.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from connector.clock import utcnow
+from connector.jira.gateway import JiraError
+from connector.sync import links
+from connector.sync.errors import RetryLater
+from connector.sync.plan import PlannedComment, comment_marker
+from connector.sync.steps import SyncRun, refusal
+
+MARKER_PREFIX = "[qualio-comment:"
+
+
+def post_comments(run: SyncRun, comments: tuple[PlannedComment, ...], search_lag: float) -> int:
+    """Post what is not posted yet; returns how many were posted now."""
+    if not comments:
+        return 0
+    uncertain = links.uncertain_comments(run.engine, run.nc_id)  # key -> when its post was started
+    already = comments_in_jira(run) if uncertain else {}
+    posted = 0
+    for comment in comments:
+        marker = comment_marker(comment.key)
+        if marker in already:  # an earlier post whose answer we never saw did go through
+            links.record_comment(run.engine, run.nc_id, comment.key, already[marker], run.claim)
+            continue
+        if comment.key in uncertain:
+            wait = (uncertain[comment.key] + timedelta(seconds=search_lag) - utcnow()).total_seconds()
+            if wait > 0:  # that post may still land: do not post a second copy yet
+                raise RetryLater("an earlier comment post may still land in Jira; waiting", delay=wait,
+                                 count_attempt=False)
+        posted += post_one(run, comment)
+    return posted
+
+
+def post_one(run: SyncRun, comment: PlannedComment) -> int:
+    try:
+        with run.call(write=True) as jira:
+            links.reserve_comment(run.engine, run.nc_id, comment.key, run.claim)  # only once the post is sure
+            comment_id = jira.add_comment(run.key, comment.body)
+    except JiraError as exc:
+        if not exc.outcome_unknown:
+            links.forget_comment(run.engine, run.nc_id, comment.key)
+        if exc.retryable or exc.status == 404:
+            raise
+        run.failed("comment", f"comment {comment.key!r}: {refusal(exc)}")
+        return 0
+    links.record_comment(run.engine, run.nc_id, comment.key, comment_id, run.claim)
+    run.wrote(f"comment {comment.key!r}")
+    run.comments += 1
+    return 1
+
+
+def comments_in_jira(run: SyncRun) -> dict[str, str]:
+    """marker -> comment id for the issue's comments that carry one of our markers."""
+    found: dict[str, str] = {}
+    with run.call() as jira:
+        comments = jira.comments(run.key)
+    for comment_id, body in comments:
+        last_line = body.rstrip().rsplit("\n", 1)[-1]
+        if last_line.startswith(MARKER_PREFIX):
+            found[last_line] = comment_id
+    return found

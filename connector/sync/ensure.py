@@ -1,0 +1,84 @@
+"""The issue of an NC: exactly one, created only when none can exist yet, found again after a move.
+
+The link row is reserved and marked `creating` (committed) before the create call. A later attempt
+that finds `creating` searches Jira for the marker label first; when the search finds nothing it waits
+until Jira's search lag has passed since the create was sent before creating again, so index lag
+cannot produce a second issue. A linked key that Jira answers 404 for is looked for by its marker
+label across every project: found (a person moved it), the NC is relinked; not found, the dead
+letter says the issue is gone and how to recover.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from connector.clock import utcnow
+from connector.jira.gateway import JiraError
+from connector.sync import links
+from connector.sync.errors import Permanent, RetryLater
+from connector.sync.links import Link
+from connector.sync.steps import SyncRun
+
+log = logging.getLogger(__name__)
+
+
+def ensure_issue(run: SyncRun, link: Link, label: str, create_fields: dict[str, Any],
+                 search_lag: float) -> bool:
+    """Set `run.key` to the NC's issue, creating it if (and only if) none can exist yet; True if created."""
+    if link.state == "linked" and link.jira_key:
+        run.key = link.jira_key
+        return False
+    with run.call() as jira:
+        found = jira.find_issues_by_label(label, create_fields["project"]["key"])
+    if found:
+        adopt(run, found)
+        return False
+    if link.state == "creating" and link.create_started_at is not None:
+        wait = (link.create_started_at + timedelta(seconds=search_lag) - utcnow()).total_seconds()
+        if wait > 0:
+            # A create was sent and its outcome is unknown; Jira's search may not show it yet.
+            raise RetryLater("an earlier create may exist in Jira; waiting out the search lag",
+                             delay=wait, count_attempt=False)
+    try:
+        with run.call(write=True) as jira:
+            links.mark_creating(run.engine, run.nc_id, run.claim)  # only once the call is sure to be made
+            key = jira.create_issue(create_fields)
+    except JiraError as exc:
+        if not exc.outcome_unknown:
+            links.mark_not_created(run.engine, run.nc_id)
+        if exc.retryable:
+            raise
+        raise Permanent(f"Jira refused ({exc.status}): {exc.message}", step="create") from None
+    links.mark_linked(run.engine, run.nc_id, key, run.claim)
+    run.key = key
+    run.wrote(f"created {key}")
+    log.info("created Jira issue", extra={**run.context, "jira_key": key})
+    return True
+
+
+def adopt(run: SyncRun, found: list[str]) -> None:
+    if len(found) > 1:
+        log.warning("several Jira issues carry the marker label; adopting the oldest",
+                    extra={**run.context, "jira_keys": found})
+    log.info("adopted existing Jira issue", extra={**run.context, "jira_key": found[0]})
+    links.mark_linked(run.engine, run.nc_id, found[0], run.claim)
+    run.key = found[0]
+
+
+def relocate(run: SyncRun, label: str) -> None:
+    """The linked issue answered 404: find it by its label in any project, or give up saying how to recover."""
+    gone = run.key
+    with run.call() as jira:
+        found = jira.find_issues_by_label(label, None)
+    found = [key for key in found if key != gone]
+    if not found:
+        raise Permanent(
+            f"Jira issue {gone} of {run.nc_id} is gone (deleted, or no longer visible to the connector's "
+            f"account) and no issue carries the label {label!r}: run 'nc-connector links unlink {run.nc_id}' "
+            f"and replay to create a new one, or 'nc-connector links relink {run.nc_id} KEY' to use another",
+            step="issue")
+    log.warning("linked Jira issue answered 404; found it by its label", extra={
+        **run.context, "jira_key": found[0], "previous_key": gone})
+    run.rekey(found[0])
