@@ -183,14 +183,16 @@ def links_group() -> None:
 @links_group.command("unlink")
 @click.argument("nc_id")
 def links_unlink(nc_id: str) -> None:
-    """Forget NC_ID's issue; the next sync (a replay) finds it by its label, or creates a new one."""
-    from connector.sync import links
+    """Forget NC_ID's issue and queue its stored deliveries again: the next sync finds the issue by its
+    label or creates a new one, and posts the NC's comments there."""
+    from connector.sync import links, queue
 
     settings = settings_or_exit()
-    if not links.unlink(db.make_engine(settings.database_url), nc_id):
+    engine = db.make_engine(settings.database_url)
+    if not links.unlink(engine, nc_id):
         raise click.UsageError(f"no link for {nc_id!r}: nothing of it was synced yet")
-    click.echo(f"{nc_id} is no longer linked to a Jira issue; its comments will be posted again. "
-               f"Replay its dead letters (nc-connector replay ...) or wait for its next delivery.")
+    count = queue.requeue_nc(engine, nc_id)
+    click.echo(f"{nc_id} is no longer linked to a Jira issue; re-queued its {count} stored deliveries")
 
 
 @links_group.command("relink")

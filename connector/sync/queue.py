@@ -198,6 +198,17 @@ def replay(engine: Engine, ids: Sequence[int] = (), all_dead: bool = False) -> i
         ).rowcount
 
 
+def requeue_nc(engine: Engine, nc_id: str) -> int:
+    """Queue every stored delivery of one NC again (done and dead ones), e.g. to rebuild a deleted issue with
+    its comments; the NC's recorded state still keeps older values from winning. Returns how many."""
+    finished = (DeliveryStatus.DONE, DeliveryStatus.DEAD)
+    with engine.begin() as conn:
+        return conn.execute(
+            update(Delivery).where(Delivery.nc_id == nc_id, Delivery.status.in_(finished))
+            .values(status=DeliveryStatus.QUEUED, attempts=0, next_attempt_at=utcnow(), finished_at=None)
+        ).rowcount
+
+
 def queue_figures(engine: Engine) -> dict[str, object]:
     """Counts by status and the age of the oldest queued delivery, for status and metrics."""
     with engine.connect() as conn:

@@ -16,48 +16,13 @@ from connector.jira.gateway import JiraError, Pressure
 from connector.jira.throttle import CAREFUL, JiraThrottle, LockBusy
 from connector.mapping.load import default_mapping_path, load_mapping
 from connector.models import Delivery, NcLink
-from connector.receive.events import validate_event
-from connector.receive.fingerprint import fingerprint
-from connector.receive.store import record_delivery
 from connector.sync import links, queue
 from connector.sync.apply import Syncer
 from connector.sync.errors import RetryLater
 from connector.sync.worker import Worker
 from tests.conftest import FIXTURES, load_fixture, make_settings
-from tests.fake_jira import FakeJira, status_ref
-
-
-@pytest.fixture
-def jira():
-    return FakeJira()
-
-
-@pytest.fixture
-def worker(engine, db_url, jira):
-    settings = make_settings(db_url, NC_CONNECTOR_MAX_ATTEMPTS="3", NC_CONNECTOR_RETRY_BASE="0.01s",
-                             NC_CONNECTOR_JIRA_SEARCH_LAG="60s")
-    mapping = load_mapping(default_mapping_path(), project_override="QA")
-    return Worker(engine, settings, Syncer(engine, jira, mapping, settings.jira_search_lag))
-
-
-def deliver(engine, payload: dict) -> None:
-    body = json.dumps(payload).encode()
-    record_delivery(engine, validate_event(payload), body, fingerprint(payload), None)
-
-
-def drain(worker, due_now: bool = True, rounds: int = 20) -> None:
-    """Run the worker until the queue is empty, making retried deliveries due at once."""
-    for _ in range(rounds):
-        if due_now:
-            with worker.engine.begin() as conn:
-                conn.execute(update(Delivery).where(Delivery.status == "queued").values(next_attempt_at=utcnow()))
-        if not worker.run_once():
-            return
-
-
-def statuses(engine) -> list[str]:
-    with engine.connect() as conn:
-        return [s for (s,) in conn.execute(select(Delivery.status).order_by(Delivery.id))]
+from tests.fake_jira import status_ref
+from tests.sync.helpers import deliver, drain, statuses
 
 
 def test_first_event_creates_later_events_update_the_same_issue(engine, worker, jira):
