@@ -30,6 +30,14 @@ class SearchCalls(JiraClient):
             return self._search_cloud(jql)
         return self._search_server(jql)
 
+    def newest_issue(self, project: str) -> str | None:
+        """The key of the project's newest issue (one request), for checks that need an issue to look at."""
+        jql = f"project = {_jql_string(project)} ORDER BY created DESC"
+        params: dict[str, Any] = {"jql": jql, "fields": "key", "maxResults": 1}
+        path = "search/jql" if self._is_cloud() else "search"
+        keys = _issue_keys(self._json("newest_issue", "GET", path, dict, params=params))
+        return keys[0] if keys else None
+
     def _search_cloud(self, jql: str) -> list[str]:
         keys: list[str] = []
         token: str | None = None

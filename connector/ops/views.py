@@ -104,6 +104,7 @@ def check_mapping(settings: Settings, path: str | None, payload_path: str | None
             problems.append(f"Jira: {exc.message}")
         resolver = CachedResolver(gateway)
         problems.extend(unknown_fields(mapping, resolver))
+        problems.extend(screen_problems(gateway, mapping, resolver))
     if payload_path:
         from connector.receive.events import PayloadError, parse_event
 
@@ -120,6 +121,33 @@ def check_mapping(settings: Settings, path: str | None, payload_path: str | None
         out.append(json.dumps(fields, indent=2, ensure_ascii=False, default=str))
         out.append(f"target status: {target_status(mapping, nc) or '(unchanged)'}")
     return "\n".join(out), problems
+
+
+def screen_problems(gateway: Any, mapping: Any, resolver: Any) -> list[str]:
+    """Required fields of transition screens the mapping cannot fill, as seen from the project's newest issue.
+
+    Jira shows only the transitions open from an issue's status, so this covers those of one status;
+    a sync meeting another such screen still tries (Jira accepts when the issue has a value) and names
+    the field in the dead letter if Jira refuses.
+    """
+    from connector.jira.field_shapes import SYSTEM_FIELDS
+    from connector.jira.gateway import JiraError
+    from connector.jira.workflow import unfillable
+
+    if mapping.status is None or not mapping.project:
+        return []
+    try:
+        key = gateway.newest_issue(mapping.project)
+        issue = gateway.get_issue(key) if key else None
+    except JiraError as exc:
+        return [f"cannot read a transition screen of {mapping.project!r}: {exc}"]
+    if issue is None:
+        return []
+    filled = {rule.name if rule.name in SYSTEM_FIELDS else getattr(resolver.field(rule.name), "id", rule.name)
+              for rule in mapping.fields}
+    return [f"transition {t.name!r} (from {issue.status.name!r}, seen on {issue.key}) requires {f.name} ({f.id}), "
+            f"which the mapping does not fill: a sync through it fails unless the issue has a value"
+            for t in issue.transitions for f in unfillable(t) if f.id not in filled]
 
 
 def unknown_fields(mapping: Any, resolver: Any) -> list[str]:

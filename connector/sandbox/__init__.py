@@ -5,10 +5,17 @@ Atlassian's OpenAPI description, plain-string description and comment body) for 
 
     GET  /rest/api/2/serverInfo                  anonymous; deploymentType "Server" (default) or "Cloud"
     GET  /rest/api/2/myself, /user, /user/search?query=|username=
-    GET  /rest/api/2/field, /project, /project/{key|id}, /priority, /issuetype, /resolution, /status
+    GET  /rest/api/2/field, /project, /project/{key|id}, /project/{key|id}/statuses, /priority, /issuetype,
+         /resolution, /status                    statuses and resolutions: the configured workflow's
     POST /rest/api/2/issue                       201 {id, key, self}; 400 ErrorCollection per field
     GET|PUT|DELETE /rest/api/2/issue/{key|id}    404 "Issue does not exist or you do not have permission to see it."
-    GET|POST /rest/api/2/issue/{key}/transitions 400 "Transition id 'N' is not valid for this issue."
+                                                 GET: `transitions` only with expand=transitions (fields of
+                                                 each screen with expand=transitions.fields), never with
+                                                 ignore_issue_expand; a moved issue's old key finds it
+    GET|POST /rest/api/2/issue/{key}/transitions 400 "Transition id 'N' is not valid for this issue.";
+                                                 ?expand=transitions.fields: each screen's FieldMetadata;
+                                                 POST `fields` only for fields on the screen, required ones
+                                                 given unless already set ("Resolution is required.")
     GET|POST /rest/api/2/issue/{key}/comment
     GET|POST /rest/api/2/issue/{key}/remotelink  POST with a known globalId updates that link (200), else 201
     GET|DELETE /rest/api/2/issue/{key}/remotelink/{id}
@@ -16,15 +23,26 @@ Atlassian's OpenAPI description, plain-string description and comment body) for 
     GET|POST /rest/api/2/search/jql              nextPageToken/isLast; reconcileIssues read fresh
     GET  /rest/applinks/latest/listApplicationlinks, /rest/auth/1/session
 
-Workflow: To Do -(11 Start Progress)-> In Progress -(21 Submit for Review)-> In Review -(41 Approve)-> Done;
-In Review -(31 Request Changes)-> In Progress; In Progress -(51 Stop Progress)-> To Do; To Do and In Progress
--(61 Done)-> Done; Done -(71 Reopen)-> To Do. Entering Done sets resolution (default "Done"); leaving clears it.
+Workflows (`workflow`, --workflow; ids in connector.sandbox.workflows):
+  review (default): To Do -(11 Start Progress)-> In Progress -(21 Submit for Review)-> In Review -(41 Approve)->
+    Done; In Review -(31 Request Changes)-> In Progress; In Progress -(51 Stop Progress)-> To Do; To Do and In
+    Progress -(61 Done)-> Done; Done -(71 Reopen)-> To Do. 41 and 61 have a screen with optional resolution.
+  cloud: To Do, In Progress, Done; global transitions named after their target (11 To Do, 21 In Progress,
+    31 Done) from every other status; no screens.
+  classic (Data Center): Open 1, In Progress 3, Reopened 4, Resolved 5, Closed 6; 4 Start Progress (Open,
+    Reopened), 301 Stop Progress, 5 Resolve Issue and 2 Close Issue (screen: resolution required unless set),
+    3 Reopen Issue; resolutions Fixed, Won't Fix, Duplicate, Incomplete, Cannot Reproduce, Done.
+  gated: Backlog -(11)-> Selected -(21)-> In Progress -(31)-> Review -(41 Approve, optional resolution)-> Done;
+    Review -(51 Request changes)-> In Progress; Done -(61 Reopen)-> Backlog.
+  FILE: a JSON description (connector.sandbox.workflow_file), checked at start-up.
+Entering a done status keeps the given (or present) resolution, else sets the first one; leaving clears it.
 Fields: summary, description, labels, priority, assignee, reporter, duedate, components (Manufacturing,
 Supplier, Software), issuetype (Bug, Task, Non-conformance), project, customfield_10010 "Severity" (option:
 Critical, Major, Minor), customfield_10011 "NC Link" (URL), customfield_10012 "Root cause" (text); read-only:
 status, resolution (transition screens only), creator, created, updated, resolutiondate, comment.
 Users: the caller "Sandbox Bot" (the configured email), dana@example.com, sam@example.com. On Cloud users
-are addressed by accountId only; on Server by name.
+show and are addressed by accountId only ({"name"} is a 400); on Server they show key, name, emailAddress,
+no accountId, and are addressed by {"name"} or {"key"} ({"accountId"} is a 400 naming the field).
 
 JQL subset: clauses `field op value` joined by AND / OR / NOT and parentheses, then ORDER BY. Fields:
 project, key/issuekey, labels (exact, case-insensitive), status, issuetype/type, priority, resolution,
@@ -40,6 +58,9 @@ Control API (not under /rest, never logged, never faulted):
 
     GET  /_sandbox/health     {"status": "ok", "deploymentType": ...}
     GET  /_sandbox/issues     {"issues": [issue JSON (all fields, incl. comment) + "remoteLinks": [...]]}
+    POST /_sandbox/issues/{key}/move   {"key": "OPS-7"} and/or {"project": "OPS"}: the issue gets the new key
+                              (the next free one in `project` if no key), keeps its id; its old key still
+                              finds it; answers the issue JSON (400 {"error"} for a bad or taken key)
     GET  /_sandbox/requests   {"requests": [{seq, method, path, query, time, answered, status, fault,
                               retryAfter, delivered, body}], "retryAfterViolations": [...]}; filters
                               ?method=POST&path=/rest/api/2/issue*&since=<seq>&samePath=true
@@ -72,10 +93,13 @@ Control API (not under /rest, never logged, never faulted):
                               "retryAfterViolations"}
 
 The same switches exist on `SandboxState`: add_fault(), set_latency(), set_budget(), clear_faults(),
-configure_faults(), search_lag, requests(), retry_after_violations(), stats(), reset().
+configure_faults(), search_lag, move_issue(), requests(), retry_after_violations(), stats(), reset().
 
 Run it: `python -m connector.sandbox --host 127.0.0.1 --port 2990` (see --help), `run(host, port, **options)`,
-or in-process for tests: `with start_in_thread() as sandbox: JIRA(sandbox.url, basic_auth=...)`.
+or in-process for tests: `with start_in_thread() as sandbox: JIRA(sandbox.url, basic_auth=...)`. Options
+(SandboxConfig fields, also for `start_in_thread(...)` and `create_sandbox_app(...)`) include
+`workflow="classic"` (--workflow NAME|FILE; a bad name or file is refused at start-up, naming the problem)
+and `ignore_issue_expand=True` (--ignore-issue-expand: GET issue never carries `transitions`, as some servers).
 """
 
 from __future__ import annotations
@@ -95,6 +119,7 @@ from connector.sandbox.config import SandboxConfig
 from connector.sandbox.errors import JiraError
 from connector.sandbox.requestlog import RequestRecord
 from connector.sandbox.state import SandboxState
+from connector.sandbox.workflow_file import load_workflow
 
 __all__ = [
     "JiraError",
@@ -110,7 +135,7 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 2990
-CONFIG_OPTIONS = frozenset(f.name for f in dataclass_fields(SandboxConfig))
+CONFIG_OPTIONS = frozenset(f.name for f in dataclass_fields(SandboxConfig) if f.init)
 
 
 class QuietRequestHandler(WSGIRequestHandler):
@@ -131,7 +156,8 @@ def run(host: str, port: int, **options: Any) -> None:
     state = SandboxState(SandboxConfig(**options))
     server = build_server(host, port, state, quiet=quiet)
     config = state.config
-    print(f"Jira sandbox ({config.deployment_type}) on http://{host}:{server.port} - project {config.project_key}, "
+    print(f"Jira sandbox ({config.deployment_type}, workflow {config.definition.name}) on "
+          f"http://{host}:{server.port} - project {config.project_key}, "
           f"basic auth {config.email} / {config.token}, bearer {config.pat}; control API under /_sandbox/",
           file=sys.stderr, flush=True)
     if threading.current_thread() is threading.main_thread():
@@ -201,11 +227,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds added to every /rest/ request (default: %(default)s)")
     parser.add_argument("--no-legacy-search", action="store_true",
                         help="answer /rest/api/2/search with 410 Gone, as Jira Cloud does since its removal")
+    parser.add_argument("--workflow", default=defaults.workflow, metavar="NAME|FILE", type=workflow_option,
+                        help="the workflow: review, cloud (Jira Cloud's simplified one), classic (Data Center's "
+                             "default), gated (no direct path to done) or a JSON file (default: %(default)s)")
+    parser.add_argument("--ignore-issue-expand", action="store_true",
+                        help="answer GET issue without transitions even when expand=transitions asks for them")
     parser.add_argument("--quiet", action="store_true", help="no per-request access log")
+
+
+def workflow_option(value: str) -> str:
+    """--workflow's value, checked while parsing: a bad name or file is a usage error naming the problem."""
+    try:
+        load_workflow(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword options for `run()` from parsed `add_arguments` options (host and port excluded)."""
     return {"project_key": args.project_key, "email": args.email, "token": args.token, "pat": args.pat,
             "deployment_type": args.deployment_type, "search_lag": args.search_lag, "latency": args.latency,
-            "legacy_search": not args.no_legacy_search, "quiet": args.quiet}
+            "legacy_search": not args.no_legacy_search, "workflow": args.workflow,
+            "ignore_issue_expand": args.ignore_issue_expand, "quiet": args.quiet}

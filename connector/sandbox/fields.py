@@ -1,18 +1,18 @@
 """Issue fields: the field catalogue (`FIELDS`), and the rules that turn request values into stored ones.
 
-`Catalog` binds the rules to one configuration (Cloud addresses users by accountId, Server by name);
-`operation_list` and `comment_bodies` read an `update` object, `comment_body` one comment's text.
+`Catalog` binds the rules to one configuration (Cloud addresses users by accountId only, Server by name or
+key only; resolutions are the workflow's); `operation_list` and `comment_bodies` read an `update` object,
+`comment_body` one comment's text.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from connector.sandbox.config import SandboxConfig
 from connector.sandbox.errors import FieldError, JiraError, JsonDict, unsettable
 from connector.sandbox.reference import (
     COMPONENTS,
@@ -20,12 +20,14 @@ from connector.sandbox.reference import (
     ISSUE_TYPES,
     PRIORITIES,
     PROJECT_ID,
-    RESOLUTIONS,
     SEVERITIES,
     Named,
     User,
     seeded_users,
 )
+
+if TYPE_CHECKING:  # the configuration loads workflows, whose files name fields: no import at run time
+    from connector.sandbox.config import SandboxConfig
 
 TEXT_LIMIT = 32767
 LINE_LIMIT = 255
@@ -101,9 +103,10 @@ class Catalog:
         return next((u for u in self.users if u.account_id == account_id), None)
 
     def find_user(self, ref: str) -> User | None:
-        """A user by account id, username or email address."""
+        """A user by account id, username, user key or email address."""
         ref = ref.lower()
-        return next((u for u in self.users if ref in (u.account_id.lower(), u.name, u.email.lower())), None)
+        return next((u for u in self.users
+                     if ref in (u.account_id.lower(), u.name, u.key.lower(), u.email.lower())), None)
 
     def project_matches(self, ref: str) -> bool:
         """Whether `ref` is the project's id or key (exactly, as in a create request)."""
@@ -129,6 +132,23 @@ class Catalog:
         if spec is None or screen not in spec.screens:
             raise unsettable(field_id)
         return self._normalisers[spec.kind](value)
+
+    def screen_values(self, raw: Any, on_screen: Collection[str]) -> tuple[JsonDict, dict[str, str]]:
+        """Like `values`, for a transition screen holding the fields `on_screen`."""
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise JiraError(400, ["Can not deserialize 'fields': expected an object."])
+        values: JsonDict = {}
+        errors: dict[str, str] = {}
+        for field_id, value in raw.items():
+            try:
+                if field_id not in on_screen or field_id not in FIELDS_BY_ID:
+                    raise unsettable(field_id)
+                values[field_id] = self._normalisers[FIELDS_BY_ID[field_id].kind](value)
+            except FieldError as exc:
+                errors[field_id] = str(exc)
+        return values, errors
 
     def _summary(self, value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
@@ -173,21 +193,25 @@ class Catalog:
         return reference(value, PRIORITIES, "priority", "name")
 
     def _user(self, value: Any) -> str | None:
+        """Cloud: {"accountId"} only (GDPR strict mode); Server/Data Center: {"name"} or {"key"}, no accountId."""
         if value is None:
             return None
+        cloud = self.config.cloud
         if not isinstance(value, dict):
-            raise FieldError("expected Object containing an 'accountId'" if self.config.cloud
+            raise FieldError("expected Object containing an 'accountId'" if cloud
                              else "expected Object containing a 'name' property")
-        keys = ("accountId",) if self.config.cloud else ("name", "key", "accountId")
-        ref = next((str(value[k]) for k in keys if value.get(k) is not None), None)
-        if ref is None:
-            if self.config.cloud and "name" in value:
-                raise FieldError("'accountId' must be the only user identifying query parameter in GDPR strict mode.")
+        if cloud and ("name" in value or "key" in value):
+            raise FieldError("'accountId' must be the only user identifying query parameter in GDPR strict mode.")
+        if not cloud and "accountId" in value:
+            raise FieldError("Jira Data Center identifies users by 'name' (or 'key'), not by 'accountId'.")
+        keys = ("accountId",) if cloud else ("name", "key")
+        found = next(((k, str(value[k])) for k in keys if value.get(k) is not None), None)
+        if found is None:
             return None
-        user = self.find_user(ref)
-        if user is None or (self.config.cloud and user.account_id != ref):
-            raise FieldError("Specify a valid value for the user" if self.config.cloud
-                             else f"User '{ref}' does not exist.")
+        how, ref = found
+        user = next((u for u in self.users if identifies(u, how, ref)), None)
+        if user is None:
+            raise FieldError("Specify a valid value for the user" if cloud else f"User '{ref}' does not exist.")
         return user.account_id
 
     def _date(self, value: Any) -> str | None:
@@ -222,7 +246,14 @@ class Catalog:
         return reference(value, SEVERITIES, "option", "value")
 
     def _resolution(self, value: Any) -> str:
-        return reference(value, RESOLUTIONS, "resolution", "name")
+        return reference(value, self.config.definition.resolutions, "resolution", "name")
+
+
+def identifies(user: User, how: str, ref: str) -> bool:
+    """Whether `ref` is the user's accountId, username (case-insensitively, as Data Center) or key."""
+    if how == "accountId":
+        return ref == user.account_id
+    return ref.lower() == user.name if how == "name" else ref == user.key
 
 
 def reference(value: Any, options: Sequence[Named], label: str, name_key: str, unknown: str | None = None) -> str:

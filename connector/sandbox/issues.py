@@ -3,11 +3,14 @@ and deletes them.
 
 The store holds the live issues behind the sandbox's one re-entrant lock and hands out deep copies. Every
 write goes through `touch()`, which bumps `updated` and queues the new state for the lagging search index.
+It also knows the projects issues are in (the configured one, plus any an issue was moved to) and the keys
+moved issues had before, which still find them (as in Jira).
 """
 
 from __future__ import annotations
 
 import copy
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -17,11 +20,13 @@ from typing import Any
 from connector.sandbox.config import SandboxConfig
 from connector.sandbox.errors import FieldError, JiraError, JsonDict, not_found, unsettable
 from connector.sandbox.fields import FIELDS, FIELDS_BY_ID, Catalog, comment_bodies, operation_list
-from connector.sandbox.reference import DEFAULT_PRIORITY, INITIAL_STATUS
+from connector.sandbox.reference import DEFAULT_PRIORITY, PROJECT_ID
 
 Clock = Callable[[], float]
 
 SNAPSHOT_LIMIT = 50
+PROJECT_KEY = re.compile(r"[A-Z][A-Z0-9_]{0,9}")
+ISSUE_KEY = re.compile(r"([A-Z][A-Z0-9_]{0,9})-([1-9][0-9]{0,8})")
 
 
 @dataclass
@@ -80,11 +85,31 @@ class IssueStore:
         self.reset()
 
     def reset(self) -> None:
-        """Forget every issue and restart the issue and comment numbers."""
+        """Forget every issue, moved key and extra project; restart the issue and comment numbers."""
         with self.lock:
             self._issues: dict[str, Issue] = {}
+            self._moved: dict[str, str] = {}  # a moved issue's earlier key -> its key now
+            self._projects: dict[str, str] = {self.config.project_key: PROJECT_ID}  # key -> id
             self._next_issue = 0
             self._next_comment = 10000
+
+    def projects(self) -> list[tuple[str, str, str]]:
+        """(id, key, name) of every project: the configured one, then those issues were moved to."""
+        with self.lock:
+            return [self.project(project_id) for project_id in self._projects.values()]
+
+    def project(self, project_id: str) -> tuple[str, str, str]:
+        with self.lock:
+            key = next(k for k, i in self._projects.items() if i == project_id)
+            return project_id, key, self.config.project_name if key == self.config.project_key else key
+
+    def find_project(self, ref: str) -> str | None:
+        """The id of the project whose id, key (any case) or name (any case) is `ref`."""
+        with self.lock:
+            for project_id, key, name in self.projects():
+                if ref == project_id or ref.lower() in (key.lower(), name.lower()):
+                    return project_id
+            return None
 
     def count(self) -> int:
         with self.lock:
@@ -108,7 +133,10 @@ class IssueStore:
             now = self.clock()
             self._next_issue += 1
             fields = self._new_fields(values, actor, now)
-            issue = Issue(str(10000 + self._next_issue), f"{self.config.project_key}-{self._next_issue}", fields)
+            number = self._next_issue
+            while self._taken(f"{self.config.project_key}-{number}"):  # an issue moved here may hold it
+                number += 1
+            issue = Issue(str(10000 + self._next_issue), f"{self.config.project_key}-{number}", fields)
             self._issues[issue.key] = issue
             self.touch(issue, now)
             self.counters["creates"] += 1
@@ -116,7 +144,8 @@ class IssueStore:
 
     def _new_fields(self, values: JsonDict, actor: str, now: float) -> JsonDict:
         defaults: JsonDict = {spec.id: None for spec in FIELDS if spec.kind not in ("comments",)}
-        defaults.update(labels=[], components=[], priority=DEFAULT_PRIORITY, status=INITIAL_STATUS,
+        defaults.update(labels=[], components=[], priority=DEFAULT_PRIORITY,
+                        status=self.config.definition.initial,
                         reporter=actor, creator=actor, created=now)
         return {**defaults, **values}
 
@@ -136,8 +165,46 @@ class IssueStore:
         return issue
 
     def lookup(self, ref: str) -> Issue | None:
-        """The live issue with key (any case) or id `ref`, or None."""
-        return self._issues.get(ref.upper()) or next((i for i in self._issues.values() if i.id == ref), None)
+        """The live issue with key (any case, also a key it had before a move) or id `ref`, or None."""
+        key = ref.upper()
+        return (self._issues.get(self._moved.get(key, key))
+                or next((i for i in self._issues.values() if i.id == ref), None))
+
+    def _taken(self, key: str) -> bool:
+        return key in self._issues or key in self._moved
+
+    def move(self, ref: str, new_key: str | None = None, project: str | None = None) -> Issue:
+        """Give an issue a new key (in `project`, created if new): Jira's move. ValueError for a bad target."""
+        with self.lock:
+            issue = self.find(ref)
+            key = self._move_target(issue, new_key, project)
+            old = issue.key
+            del self._issues[old]
+            issue.key = key
+            issue.fields["project"] = self._projects.setdefault(key.split("-")[0], str(10000 + len(self._projects)))
+            self._issues[key] = issue
+            self._moved = {alias: (key if now_key == old else now_key) for alias, now_key in self._moved.items()
+                           if alias != key}
+            self._moved[old] = key
+            self.touch(issue, self.clock())
+            return copy.deepcopy(issue)
+
+    def _move_target(self, issue: Issue, new_key: str | None, project: str | None) -> str:
+        if project is not None and (not isinstance(project, str) or not PROJECT_KEY.fullmatch(project)):
+            raise ValueError(f"project must be a project key like 'OPS', not {project!r}")
+        if new_key is None:
+            if project is None:
+                raise ValueError("give the new 'key' (like 'OPS-7') or the 'project' to move the issue to")
+            used = [int(k.split("-")[1]) for k in (*self._issues, *self._moved) if k.split("-")[0] == project]
+            return f"{project}-{max(used, default=0) + 1}"
+        match = ISSUE_KEY.fullmatch(new_key) if isinstance(new_key, str) else None
+        if match is None:
+            raise ValueError(f"key must be an issue key like 'OPS-7', not {new_key!r}")
+        if project is not None and match.group(1) != project:
+            raise ValueError(f"key {new_key!r} is not in project {project!r}")
+        if new_key == issue.key or (self._taken(new_key) and self.lookup(new_key) is not issue):
+            raise ValueError(f"key {new_key!r} is already in use")
+        return new_key
 
     def touch(self, issue: Issue, now: float) -> None:
         """Record a write: bump `updated` and queue the new state for the (lagging) search index."""
@@ -197,6 +264,7 @@ class IssueStore:
         with self.lock:
             issue = self.find(ref)
             del self._issues[issue.key]
+            self._moved = {alias: key for alias, key in self._moved.items() if key != issue.key}
             self.counters["deletes"] += 1
 
     def append_comment(self, issue: Issue, text: str, actor: str, visibility: JsonDict | None,

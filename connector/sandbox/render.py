@@ -1,5 +1,5 @@
-"""Rendering: the sandbox's issues, comments, remote links, users and reference data as Jira's JSON, and
-which fields a `fields` parameter selects."""
+"""Rendering: the sandbox's issues, comments, remote links, users, transitions (with their screens' field
+metadata) and reference data as Jira's JSON, and which fields a `fields` parameter selects."""
 
 from __future__ import annotations
 
@@ -7,23 +7,20 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from connector.sandbox.errors import JsonDict
-from connector.sandbox.fields import FIELDS, FieldSpec
+from connector.sandbox.fields import FIELDS, FIELDS_BY_ID, FieldSpec
 from connector.sandbox.issues import Comment, Issue, RemoteLink
 from connector.sandbox.reference import (
     COMPONENTS,
     ISSUE_TYPES,
     PRIORITIES,
     PROJECT_ID,
-    RESOLUTIONS,
     SEVERITIES,
     STATUS_CATEGORIES,
-    Transition,
     User,
     named,
-    status,
-    transitions_from,
 )
 from connector.sandbox.web import api, base, jira_time, sandbox
+from connector.sandbox.workflows import ScreenField, Transition
 
 ALL_FIELDS = frozenset(spec.id for spec in FIELDS)
 NAVIGABLE_FIELDS = frozenset(spec.id for spec in FIELDS if spec.navigable)
@@ -41,7 +38,7 @@ def user_json(user: User) -> JsonDict:
         ident: JsonDict = {"self": api(f"user?accountId={user.account_id}"), "accountId": user.account_id,
                            "accountType": "atlassian"}
     else:
-        ident = {"self": api(f"user?username={user.name}"), "name": user.name, "key": user.name}
+        ident = {"self": api(f"user?username={user.name}"), "key": user.key, "name": user.name}
     return {**ident, "emailAddress": user.email, "avatarUrls": avatar_urls("user", "10122"),
             "displayName": user.display_name, "active": True, "timeZone": user.time_zone}
 
@@ -52,7 +49,7 @@ def user_ref(account_id: str) -> JsonDict | None:
 
 
 def status_json(status_id: str) -> JsonDict:
-    found = status(status_id)
+    found = sandbox().config.definition.status(status_id)
     category = STATUS_CATEGORIES[found.category]
     return {"self": api(f"status/{found.id}"), "description": found.description,
             "iconUrl": f"{base()}/images/icons/statuses/generic.png", "name": found.name, "id": found.id,
@@ -74,7 +71,7 @@ def issuetype_json(type_id: str) -> JsonDict:
 
 
 def resolution_json(resolution_id: str) -> JsonDict:
-    found = named(RESOLUTIONS, resolution_id)
+    found = named(sandbox().config.definition.resolutions, resolution_id)
     return {"self": api(f"resolution/{found.id}"), "id": found.id, "description": found.detail,
             "name": found.name}
 
@@ -89,16 +86,16 @@ def option_json(option_id: str) -> JsonDict:
     return {"self": api(f"customFieldOption/{found.id}"), "value": found.name, "id": found.id}
 
 
-def project_ref_json() -> JsonDict:
-    config = sandbox().config
-    return {"self": api(f"project/{PROJECT_ID}"), "id": PROJECT_ID, "key": config.project_key,
-            "name": config.project_name, "projectTypeKey": "software", "simplified": False,
-            "avatarUrls": avatar_urls("project", "10324")}
+def project_ref_json(project_id: str = PROJECT_ID) -> JsonDict:
+    _, key, name = sandbox().project(project_id)
+    return {"self": api(f"project/{project_id}"), "id": project_id, "key": key, "name": name,
+            "projectTypeKey": "software", "simplified": False, "avatarUrls": avatar_urls("project", "10324")}
 
 
-def project_json() -> JsonDict:
+def project_json(project_id: str = PROJECT_ID) -> JsonDict:
     state = sandbox()
-    return {"expand": "description,lead,issueTypes,url,projectKeys,permissions,insight", **project_ref_json(),
+    return {"expand": "description,lead,issueTypes,url,projectKeys,permissions,insight",
+            **project_ref_json(project_id),
             "description": "Jira sandbox project for nc-connector.", "lead": user_json(state.catalog.me),
             "components": [component_json(c.id) for c in COMPONENTS],
             "issueTypes": [issuetype_json(t.id) for t in ISSUE_TYPES], "assigneeType": "UNASSIGNED",
@@ -141,7 +138,7 @@ def remote_link_json(issue: Issue, link: RemoteLink) -> JsonDict:
 
 RENDERERS: dict[str, Callable[[Any], Any]] = {
     "priority": priority_json, "status": status_json, "resolution": resolution_json, "user": user_ref,
-    "issuetype": issuetype_json, "project": lambda _: project_ref_json(), "datetime": jira_time,
+    "issuetype": issuetype_json, "project": project_ref_json, "datetime": jira_time,
     "option": option_json, "components": lambda ids: [component_json(i) for i in ids],
 }
 
@@ -154,25 +151,57 @@ def field_value(spec: FieldSpec, issue: Issue) -> Any:
     return renderer(value) if renderer is not None and value is not None else value
 
 
+def expand_parts(expand: str) -> set[str]:
+    return {part.strip() for part in expand.split(",") if part.strip()}
+
+
 def issue_json(issue: Issue, wanted: Iterable[str] = ALL_FIELDS, expand: str = "") -> JsonDict:
     selected = set(wanted)
     chosen = [spec for spec in FIELDS if spec.id in selected]
     body: JsonDict = {"expand": ISSUE_EXPAND, "id": issue.id, "self": api(f"issue/{issue.id}"), "key": issue.key,
                       "fields": {spec.id: field_value(spec, issue) for spec in chosen}}
-    expanded = {part.strip() for part in expand.split(",")}
+    expanded = expand_parts(expand)
     if "names" in expanded:
         body["names"] = {spec.id: spec.name for spec in chosen}
     if "schema" in expanded:
         body["schema"] = {spec.id: dict(spec.schema) for spec in chosen}
-    if "transitions" in expanded:
-        body["transitions"] = [transition_json(t) for t in transitions_from(issue.fields["status"])]
+    if expanded & {"transitions", "transitions.fields"}:
+        available = sandbox().config.definition.transitions_from(issue.fields["status"])
+        body["transitions"] = [transition_json(t, "transitions.fields" in expanded) for t in available]
     return body
 
 
-def transition_json(transition: Transition) -> JsonDict:
-    return {"id": transition.id, "name": transition.name, "to": status_json(transition.to),
-            "hasScreen": transition.screen, "isGlobal": False, "isInitial": False, "isAvailable": True,
-            "isConditional": False, "isLooped": False}
+def transition_json(transition: Transition, with_fields: bool = False) -> JsonDict:
+    """A transition as GET issue/{key}/transitions lists it; `with_fields` (expand=transitions.fields) adds
+    its screen's fields."""
+    body: JsonDict = {"id": transition.id, "name": transition.name, "to": status_json(transition.to),
+                      "hasScreen": transition.has_screen, "isGlobal": transition.is_global, "isInitial": False,
+                      "isAvailable": True, "isConditional": False, "isLooped": False}
+    if with_fields:
+        body["fields"] = {f.field_id: screen_field_json(f) for f in transition.screen}
+    return body
+
+
+ALLOWED_VALUES: dict[str, Callable[[], list[JsonDict]]] = {
+    "resolution": lambda: [resolution_json(r.id) for r in sandbox().config.definition.resolutions],
+    "priority": lambda: [priority_json(p.id) for p in PRIORITIES],
+    "issuetype": lambda: [issuetype_json(t.id) for t in ISSUE_TYPES],
+    "components": lambda: [component_json(c.id) for c in COMPONENTS],
+    "option": lambda: [option_json(o.id) for o in SEVERITIES],
+}
+
+
+def screen_field_json(screen_field: ScreenField) -> JsonDict:
+    """A transition screen's field as Jira's FieldMetadata."""
+    spec = FIELDS_BY_ID[screen_field.field_id]
+    operations = ["add", "set", "remove"] if spec.kind in ("labels", "components") else ["set"]
+    body: JsonDict = {"required": screen_field.required, "schema": dict(spec.schema), "name": spec.name,
+                      "key": spec.id, "operations": operations}
+    allowed = ALLOWED_VALUES.get(spec.kind)
+    if allowed is not None:
+        body["allowedValues"] = allowed()
+    body["hasDefaultValue"] = False
+    return body
 
 
 def wanted_fields(values: Iterable[Any], default: str) -> frozenset[str]:

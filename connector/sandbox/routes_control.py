@@ -1,6 +1,7 @@
-"""The /_sandbox control API: health, all issues, the request log, fault settings, reset and stats.
+"""The /_sandbox control API: health, all issues, moving an issue, the request log, fault settings, reset
+and stats.
 
-Not under /rest: never authenticated, logged or faulted. Bad fault settings answer 400 {"error": ...}.
+Not under /rest: never authenticated, logged or faulted. Bad settings answer 400 {"error": ...}.
 """
 
 from __future__ import annotations
@@ -32,6 +33,15 @@ def all_issues() -> ResponseReturnValue:
         {**issue_json(issue), "remoteLinks": [remote_link_json(issue, lk) for lk in issue.remote_links]}
         for issue in sandbox().issues()
     ])
+
+
+@control.post("/issues/<ref>/move")
+def move_issue(ref: str) -> ResponseReturnValue:
+    """Move an issue as a person would: {"key": "OPS-7"} and/or {"project": "OPS"}; answers the issue."""
+    spec = request.get_json(force=True, silent=True)
+    if not isinstance(spec, dict) or set(spec) - {"key", "project"}:
+        raise ValueError('expected a JSON object {"key": "OPS-7"} and/or {"project": "OPS"}')
+    return jsonify(issue_json(sandbox().move_issue(ref, spec.get("key"), project=spec.get("project"))))
 
 
 @control.get("/requests")

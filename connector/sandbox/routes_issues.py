@@ -1,12 +1,15 @@
 """Routes for issues and their workflow: create, read (fields, expand), edit, delete; list and perform
-transitions."""
+transitions (expand=transitions.fields adds each one's screen fields).
+
+With `ignore_issue_expand` GET issue answers without `transitions` whatever `expand` asks, as some servers
+do; GET issue/{key}/transitions still lists them."""
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from connector.sandbox.render import issue_json, transition_json, wanted_fields
+from connector.sandbox.render import expand_parts, issue_json, transition_json, wanted_fields
 from connector.sandbox.web import API, actor, api, body_object, no_content, sandbox
 
 routes = Blueprint("jira_issues", __name__, url_prefix=API)
@@ -20,9 +23,13 @@ def create_issue() -> ResponseReturnValue:
 
 @routes.get("/issue/<ref>")
 def get_issue(ref: str) -> ResponseReturnValue:
-    issue = sandbox().issue(ref)
+    state = sandbox()
+    issue = state.issue(ref)
     wanted = wanted_fields(request.args.getlist("fields"), "*all")
-    return jsonify(issue_json(issue, wanted, request.args.get("expand", "")))
+    expand = expand_parts(request.args.get("expand", ""))
+    if state.config.ignore_issue_expand:
+        expand -= {"transitions", "transitions.fields"}
+    return jsonify(issue_json(issue, wanted, ",".join(sorted(expand))))
 
 
 @routes.put("/issue/<ref>")
@@ -44,7 +51,8 @@ def delete_issue(ref: str) -> ResponseReturnValue:
 def get_transitions(ref: str) -> ResponseReturnValue:
     _, available = sandbox().transitions(ref)
     only = request.args.get("transitionId")
-    chosen = [transition_json(t) for t in available if only is None or t.id == only]
+    with_fields = "transitions.fields" in expand_parts(request.args.get("expand", ""))
+    chosen = [transition_json(t, with_fields) for t in available if only is None or t.id == only]
     return jsonify({"expand": "transitions", "transitions": chosen})
 
 

@@ -1,5 +1,6 @@
-"""Routes for the server, identity and reference data: serverInfo, myself, users, fields, the project,
-permissions, the create screen, priorities, issue types, resolutions, statuses; plus the two non-API
+"""Routes for the server, identity and reference data: serverInfo, myself, users, fields, projects (and
+their statuses), permissions, the create screen, priorities, issue types, resolutions and statuses (the
+configured workflow's); plus the two non-API
 paths the `jira` client asks for (application links, auth session)."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from connector.sandbox.errors import JiraError
 from connector.sandbox.fields import FIELDS
-from connector.sandbox.reference import ISSUE_TYPES, PRIORITIES, RESOLUTIONS, STATUSES
+from connector.sandbox.reference import ISSUE_TYPES, PRIORITIES
 from connector.sandbox.render import (
     field_json,
     issuetype_json,
@@ -75,14 +76,29 @@ def fields() -> ResponseReturnValue:
 
 @routes.get("/project")
 def projects() -> ResponseReturnValue:
-    return jsonify([project_json()])
+    return jsonify([project_json(project_id) for project_id, _, _ in sandbox().projects()])
+
+
+def known_project(ref: str) -> str:
+    """The id of the project with id or key `ref` (any case), else Jira's 404."""
+    project_id = next((i for i, key, _ in sandbox().projects() if ref.upper() in (i, key)), None)
+    if project_id is None:
+        raise JiraError(404, [f"No project could be found with key '{ref}'."])
+    return project_id
 
 
 @routes.get("/project/<ref>")
 def project(ref: str) -> ResponseReturnValue:
-    if not sandbox().catalog.project_matches(ref.upper()):
-        raise JiraError(404, [f"No project could be found with key '{ref}'."])
-    return jsonify(project_json())
+    return jsonify(project_json(known_project(ref)))
+
+
+@routes.get("/project/<ref>/statuses")
+def project_statuses(ref: str) -> ResponseReturnValue:
+    """Every issue type of the project with the workflow's statuses (one workflow for all of them)."""
+    known_project(ref)
+    statuses = [status_json(s.id) for s in sandbox().config.definition.statuses]
+    return jsonify([{"self": api(f"issuetype/{t.id}"), "id": t.id, "name": t.name, "subtask": False,
+                     "statuses": statuses} for t in ISSUE_TYPES])
 
 
 # The sandbox's one user holds every project permission (for `mappings check --live`).
@@ -130,12 +146,12 @@ def issue_types() -> ResponseReturnValue:
 
 @routes.get("/resolution")
 def resolutions() -> ResponseReturnValue:
-    return jsonify([resolution_json(r.id) for r in RESOLUTIONS])
+    return jsonify([resolution_json(r.id) for r in sandbox().config.definition.resolutions])
 
 
 @routes.get("/status")
 def statuses() -> ResponseReturnValue:
-    return jsonify([status_json(s.id) for s in STATUSES])
+    return jsonify([status_json(s.id) for s in sandbox().config.definition.statuses])
 
 
 @misc.get("/rest/applinks/latest/listApplicationlinks")

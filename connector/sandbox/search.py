@@ -17,7 +17,7 @@ from typing import Any
 from connector.sandbox.errors import JsonDict, jql_error
 from connector.sandbox.issues import Issue, IssueStore, issue_number
 from connector.sandbox.jql import SORT_KEYS, TEXT_ATTRS, BoolNode, Clause, JqlField, Node, parse_jql
-from connector.sandbox.reference import OPTIONS_BY_DOMAIN, PROJECT_ID, STATUSES, find_named
+from connector.sandbox.reference import OPTIONS_BY_DOMAIN, find_named
 
 _PERIOD = re.compile(r"([+-]?)\s*((?:\d+\s*[wdhm]\s*)+)")
 _DATE_FORMATS = ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d")
@@ -172,9 +172,7 @@ class SearchIndex:
         if domain in ("exact", "text"):
             return raw
         if domain == "project":
-            config = self.store.config
-            names = (PROJECT_ID, config.project_key.lower(), config.project_name.lower())
-            return PROJECT_ID if raw.lower() in names else None
+            return self.store.find_project(raw)
         if domain == "key":
             issue = self.store.lookup(raw)
             return issue.key if issue else None
@@ -182,10 +180,12 @@ class SearchIndex:
             catalog = self.store.catalog
             user = catalog.user(actor) if raw.lower() == "currentuser()" else catalog.find_user(raw)
             return user.account_id if user else None
+        definition = self.store.config.definition
         if domain == "status":
-            found = next((s for s in STATUSES if raw == s.id or s.name.lower() == raw.lower()), None)
+            found = definition.find_status(raw)
             return found.id if found else None
-        option = find_named(OPTIONS_BY_DOMAIN[domain], raw)
+        options = definition.resolutions if domain == "resolution" else OPTIONS_BY_DOMAIN[domain]
+        option = find_named(options, raw)
         return option.id if option else None
 
 

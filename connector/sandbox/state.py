@@ -28,10 +28,10 @@ from connector.sandbox.faults import parse_seconds
 from connector.sandbox.fields import Catalog
 from connector.sandbox.injector import Decision, FaultInjector, parse_fault_settings
 from connector.sandbox.issues import Comment, Issue, IssueStore, RemoteLink
-from connector.sandbox.reference import Transition
 from connector.sandbox.requestlog import RequestLog, RequestRecord
 from connector.sandbox.search import SearchIndex
 from connector.sandbox.workflow import Workflow
+from connector.sandbox.workflows import Transition
 
 Clock = Callable[[], float]
 Sleeper = Callable[[float], None]
@@ -93,6 +93,22 @@ class SandboxState:
 
     def delete_issue(self, ref: str) -> None:
         self._store.delete(ref)
+
+    def move_issue(self, ref: str, new_key: str | None = None, *, project: str | None = None) -> Issue:
+        """Move an issue as a person might: it gets `new_key` (or the next key in `project`), keeps its id,
+        and its old key still finds it. ValueError for a bad or taken key."""
+        return self._store.move(ref, new_key, project)
+
+    def projects(self) -> list[tuple[str, str, str]]:
+        """(id, key, name) of the configured project and of every project an issue was moved to."""
+        return self._store.projects()
+
+    def project(self, project_id: str) -> tuple[str, str, str]:
+        return self._store.project(project_id)
+
+    def find_project(self, ref: str) -> str | None:
+        """The id of the project with id, key or name `ref` (keys and names in any case), or None."""
+        return self._store.find_project(ref)
 
     def transitions(self, ref: str) -> tuple[Issue, list[Transition]]:
         return self._workflow.transitions(ref)

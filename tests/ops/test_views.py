@@ -78,3 +78,28 @@ def test_mappings_check_bad_payload_exits_2(cli, tmp_path):
     bad.write_text('{"ncId": 1}')
     result = cli("mappings", "check", "--payload", str(bad))
     assert result.exit_code == 2 and "eventType" in result.output
+
+
+def test_mappings_check_live_names_a_required_screen_field_the_mapping_cannot_fill(tmp_path):
+    from connector.ops.views import check_mapping
+    from connector.sandbox import start_in_thread
+    from tests.conftest import make_settings
+
+    workflow = {"statuses": [{"id": "1", "name": "Open", "category": "new"},
+                             {"id": "2", "name": "Fixed", "category": "done"}],
+                "initial": "1",
+                "transitions": [{"id": "11", "name": "Fix", "to": "2", "from": ["1"],
+                                 "screen": {"resolution": {"required": True},
+                                            "customfield_10012": {"required": True}}},
+                                {"id": "21", "name": "Reopen", "to": "1", "from": ["2"]}]}
+    path = tmp_path / "workflow.json"
+    path.write_text(json.dumps(workflow), encoding="utf-8")
+    with start_in_thread(workflow=str(path)) as sandbox:
+        settings = make_settings("sqlite:///unused.db", NC_CONNECTOR_JIRA_URL=sandbox.url,
+                                 NC_CONNECTOR_JIRA_PAT="sandbox-pat", NC_CONNECTOR_JIRA_PROJECT="QA")
+        assert check_mapping(settings, None, None, live=True)[1] == []  # no issue yet: nothing to look at
+        sandbox.state.create_issue({"project": {"key": "QA"}, "issuetype": {"name": "Task"}, "summary": "x"},
+                                   "sandbox")
+        _, problems = check_mapping(settings, None, None, live=True)
+    assert problems == ["transition 'Fix' (from 'Open', seen on QA-1) requires Root cause (customfield_10012), "
+                        "which the mapping does not fill: a sync through it fails unless the issue has a value"]

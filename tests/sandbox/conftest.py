@@ -111,6 +111,15 @@ def client(state: SandboxState) -> FlaskClient:
     return create_sandbox_app(state).test_client()
 
 
+@pytest.fixture
+def make_client(make_state: Callable[..., SandboxState]) -> Callable[..., FlaskClient]:
+    """A test client of a sandbox with the given SandboxConfig options (workflow=..., deployment_type=...)."""
+    def make(**options: Any) -> FlaskClient:
+        return create_sandbox_app(make_state(**options)).test_client()
+
+    return make
+
+
 def call(client: FlaskClient, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
     headers = kwargs.pop("headers", AUTH)
     return client.open(path, method=method, json=body, headers=headers, **kwargs)
