@@ -140,5 +140,7 @@ class CommentLink(Base):
 class Throttle(Base):
     __tablename__ = "throttles"
 
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)  # "jira"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)  # "jira", "jira-careful", "installation"
     not_before: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(Text)  # why, for a fault of the installation ("Jira refused ...")
+    strikes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # failed probes in a row

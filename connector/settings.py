@@ -65,6 +65,11 @@ def parse_duration(raw: str) -> float:
     return seconds
 
 
+def _span(raw: str) -> float:
+    """A duration that may be 0 ("0s": no span at all)."""
+    return 0.0 if raw.strip() in ("0", "0s", "0m", "0h", "0d") else parse_duration(raw)
+
+
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
@@ -154,7 +159,11 @@ SETTINGS: tuple[Setting, ...] = (
             "How often an idle worker looks for due deliveries."),
     Setting("worker_lease", parse_duration, "duration", "120s",
             "How long a claim lasts before another worker may take it over."),
-    Setting("max_attempts", _positive_int, "int", "10", "Attempts before a delivery becomes a dead letter."),
+    Setting("max_attempts", _positive_int, "int", "10",
+            "Failed attempts before a delivery may become a dead letter (once it is also older than retry_span)."),
+    Setting("retry_span", _span, "duration", "24h",
+            "How long failures are retried: a delivery becomes a dead letter only when it has failed max_attempts "
+            "times and was received longer ago than this, so an outage shorter than this buries nothing."),
     Setting("retry_base", parse_duration, "duration", "2s", "First retry delay; doubles per attempt."),
     Setting("retry_max", parse_duration, "duration", "10m", "Longest retry delay."),
     Setting("log_level", _log_level, "str", "INFO", "DEBUG, INFO, WARNING or ERROR."),

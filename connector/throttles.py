@@ -1,14 +1,18 @@
 """The shared pauses (`throttles` table): "no call to `name` before T", seen by every worker of every instance.
 
 Jira's Retry-After (`jira`) and careful mode (`jira-careful`) live here; a pause is only ever lengthened.
+So does a fault of the whole installation (`installation`: Jira's credentials or permissions refused,
+Qualio's key refused): every worker waits, and the first sync after the pause is the probe; each failed
+probe doubles the wait, and the first sync that succeeds clears it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector.clock import utcnow
@@ -48,3 +52,45 @@ def throttled(bind: Engine | Connection, *names: str) -> dict[str, float]:
     now = utcnow()
     found = {name: max(0.0, (not_before - now).total_seconds()) for name, not_before in rows}
     return {name: found.get(name, 0.0) for name in names}
+
+
+INSTALLATION = "installation"
+
+
+@dataclass(frozen=True)
+class Fault:
+    reason: str
+    until: datetime
+    strikes: int  # failed probes in a row (1 after the first failure)
+
+
+def record_fault(engine: Engine, reason: str, base: float, cap: float) -> float:
+    """Pause every worker for a fault of the installation; the wait doubles per strike up to `cap`. Returns it."""
+    now = utcnow()
+    with engine.begin() as conn:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(dialect.insert(Throttle).values(name=INSTALLATION, not_before=now, strikes=0)
+                     .on_conflict_do_nothing())
+        strikes = conn.execute(update(Throttle).where(Throttle.name == INSTALLATION)
+                               .values(strikes=Throttle.strikes + 1).returning(Throttle.strikes)).scalar_one()
+        wait = float(min(cap, base * 2 ** (strikes - 1)))
+        conn.execute(update(Throttle).where(Throttle.name == INSTALLATION)
+                     .values(not_before=now + timedelta(seconds=wait), reason=reason[:2000]))
+    return wait
+
+
+def fault(bind: Engine | Connection) -> Fault | None:
+    """The installation's fault, if one is recorded (its pause may be over: the next sync probes)."""
+    query = select(Throttle.reason, Throttle.not_before, Throttle.strikes).where(Throttle.name == INSTALLATION)
+    if isinstance(bind, Connection):
+        row = bind.execute(query).first()
+    else:
+        with bind.connect() as conn:
+            row = conn.execute(query).first()
+    return Fault(row.reason or "", row.not_before, row.strikes) if row else None
+
+
+def clear_fault(engine: Engine) -> bool:
+    """A sync went through: the installation works again. True if a fault was cleared."""
+    with engine.begin() as conn:
+        return bool(conn.execute(delete(Throttle).where(Throttle.name == INSTALLATION)).rowcount)

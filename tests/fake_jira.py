@@ -51,6 +51,8 @@ class FakeJira:
         # without is refused as Jira does (400, field_errors). No screens by default.
         self.screens: dict[str, tuple[ScreenField, ...]] = {}
         self.workflow = dict(WORKFLOW)  # a test may give the project another workflow
+        self.missing_permissions: list[str] = []  # what permission_problems() reports
+        self.field_list = [FieldInfo("customfield_10010", "Severity", "option", None)]  # GET /field
         self.transition_fields: list[tuple[str, str, dict[str, Any]]] = []  # (key, transition id, fields sent)
         self.moved: dict[str, str] = {}  # old key -> new key: a person moved the issue (see move())
 
@@ -151,7 +153,7 @@ class FakeJira:
 
     def fields(self) -> list[FieldInfo]:
         self._enter("fields", "")
-        return [FieldInfo("customfield_10010", "Severity", "option", None)]
+        return list(self.field_list)
 
     def user_ref(self, ref: str) -> dict[str, str] | None:
         """Jira Cloud's shape: an e-mail of USERS, or any other value taken as an accountId."""
@@ -163,3 +165,7 @@ class FakeJira:
 
     def check_project(self, project: str, issue_type: str) -> list[str]:
         return []
+
+    def permission_problems(self, project: str) -> list[str]:
+        self._enter("permission_problems", project)
+        return list(self.missing_permissions)

@@ -74,4 +74,5 @@ def connector_env(db_url: str, sandbox: Sandbox, **extra: str) -> dict[str, str]
             "NC_CONNECTOR_JIRA_URL": sandbox.url, "NC_CONNECTOR_JIRA_PAT": "sandbox-pat",
             "NC_CONNECTOR_JIRA_PROJECT": "QA", "NC_CONNECTOR_WORKER_POLL_INTERVAL": "0.1s",
             "NC_CONNECTOR_RETRY_BASE": "0.5s", "NC_CONNECTOR_RETRY_MAX": "2s", "NC_CONNECTOR_JIRA_TIMEOUT": "2",
+            "NC_CONNECTOR_RETRY_SPAN": "0s",
             **extra}

@@ -77,6 +77,8 @@ class JiraGateway(Protocol):
 
     def check_project(self, project: str, issue_type: str) -> list[str]: ...
 
+    def permission_problems(self, project: str) -> list[str]: ...
+
 
 class JiraClientGateway(IssueCalls, SearchCalls, ProjectCalls):
     """``JiraGateway`` over ``jira.JIRA`` (REST v2), with client retries off and explicit timeouts.

@@ -68,11 +68,15 @@ class ProjectCalls(JiraClient):
         return problems
 
     def _permission_problems(self, project: str) -> list[str]:
-        params = {"projectKey": project, "permissions": ",".join(REQUIRED_PERMISSIONS)}
         try:
-            data = self._json("check_project", "GET", "mypermissions", dict, params=params)
+            return self.permission_problems(project)
         except JiraError as exc:
             return [f"cannot read the Jira user's permissions in {project!r}: {exc}"]
+
+    def permission_problems(self, project: str) -> list[str]:
+        """The permissions the connector needs in `project` that its Jira user lacks (one request)."""
+        params = {"projectKey": project, "permissions": ",".join(REQUIRED_PERMISSIONS)}
+        data = self._json("check_project", "GET", "mypermissions", dict, params=params)
         held = data.get("permissions") or {}
         return [f"the Jira user lacks the {name} permission in project {project!r}"
                 for name in REQUIRED_PERMISSIONS if not (held.get(name) or {}).get("havePermission")]

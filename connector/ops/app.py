@@ -10,7 +10,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
-from connector import db
+from connector import db, throttles
 from connector.ops import gauges
 from connector.receive import webhook
 from connector.receive.problems import problem
@@ -56,6 +56,11 @@ def readyz() -> Response | tuple[Response, int]:
     if current != head:
         detail = f"database schema at {current or 'nothing'}, expected {head}: run 'nc-connector db upgrade'"
         return problem(503, "Service Unavailable", detail), 503
+    fault = throttles.fault(engine)
+    if fault is not None:
+        # Still ready for webhooks (deliveries are stored and wait): the sync side is what is paused.
+        return jsonify(status="degraded", schema=current, reason=fault.reason, paused_until=fault.until.isoformat(),
+                       failed_probes=fault.strikes)
     return jsonify(status="ready", schema=current)
 
 

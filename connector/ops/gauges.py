@@ -11,6 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
+from connector import throttles
 from connector.clock import utcnow
 from connector.metrics import MULTIPROC_ENV
 from connector.models import DeliveryStatus
@@ -36,6 +37,12 @@ class QueueCollector(Collector):
                                 "Age of the oldest delivery not yet synced", value=age)
         dead = float(figures["counts"].get(DeliveryStatus.DEAD, 0))  # type: ignore[attr-defined]
         yield GaugeMetricFamily("nc_connector_dead_letters", "Deliveries parked as dead letters", value=dead)
+        fault = throttles.fault(self.engine)
+        yield GaugeMetricFamily("nc_connector_installation_fault",
+                                "1 while every worker is paused by a fault of the installation (credentials, "
+                                "permissions)", value=1.0 if fault else 0.0)
+        yield GaugeMetricFamily("nc_connector_installation_fault_probes", "Failed probes of that fault in a row",
+                                value=float(fault.strikes) if fault else 0.0)
 
 
 def render(engine: Engine) -> bytes:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from connector import throttles
 from connector.clock import utcnow
 from connector.models import Delivery, DeliveryStatus, NcLink
 from connector.settings import Settings
@@ -57,7 +58,7 @@ def status(engine: Engine) -> dict[str, Any]:
         last_sync = conn.execute(select(func.max(Delivery.finished_at))
                                  .where(Delivery.status == DeliveryStatus.DONE)).scalar()
         linked = conn.execute(select(func.count()).where(NcLink.state == "linked")).scalar_one()
-    return {**figures, "last_sync_at": last_sync, "linked_ncs": linked}
+    return {**figures, "last_sync_at": last_sync, "linked_ncs": linked, "fault": throttles.fault(engine)}
 
 
 LABELS = {DeliveryStatus.DEAD: "dead letters:"}
@@ -72,7 +73,15 @@ def format_status(figures: dict[str, Any]) -> str:
         f"oldest waiting delivery: {age}",
         f"NCs linked to Jira: {figures['linked_ncs']}",
         f"last sync: {_when(figures['last_sync_at'])}",
+        *_fault_lines(figures.get("fault")),
     ])
+
+
+def _fault_lines(fault: throttles.Fault | None) -> list[str]:
+    if fault is None:
+        return []
+    return [f"PAUSED (a fault of the installation, {fault.strikes} failed probe(s)): {fault.reason}",
+            f"next probe: {_when(fault.until)}"]
 
 
 def check_mapping(settings: Settings, path: str | None, payload_path: str | None,

@@ -27,12 +27,12 @@ from connector.jira.resolver import CachedResolver
 from connector.jira.throttle import JiraThrottle, LockBusy, Paused
 from connector.jira.workflow import StatusRef, StatusTarget
 from connector.mapping.render import marker_label
-from connector.mapping.rules import Mapping
+from connector.mapping.rules import Mapping, MappingError
 from connector.models import DeliveryStatus
 from connector.sync import links, queue
 from connector.sync.comments import post_comments
 from connector.sync.ensure import ensure_issue, relocate
-from connector.sync.errors import LeaseLost, Permanent, RetryLater
+from connector.sync.errors import InstallationFault, LeaseLost, Permanent, RetryLater
 from connector.sync.links import Link
 from connector.sync.plan import Delivered, SyncPlan, coalesce, digest, merge_record, parse_payload, plan_sync
 from connector.sync.queue import Claim, finish
@@ -75,11 +75,13 @@ class Syncer:
         self.throttle.close()
 
     def sync(self, claim: Claim) -> SyncResult:
-        """Sync the claimed NC; raises RetryLater, Permanent or LeaseLost (JiraError is translated)."""
+        """Sync the claimed NC; raises RetryLater, Permanent, LeaseLost or InstallationFault (JiraError and
+        MappingError are translated)."""
         self._claim = claim
         try:
             return self._sync(claim)
         except JiraError as exc:
+            self._installation_fault(exc)
             if not exc.retryable:
                 raise Permanent(f"Jira refused ({exc.status}): {exc.message}") from None
             delay = exc.retry_after  # already shared with every worker by the throttle
@@ -87,19 +89,42 @@ class Syncer:
                 # The write may still land: retrying at once could race it (an old edit landing
                 # after a newer one, a comment posted twice). Give it the time Jira takes to show it.
                 delay = max(delay or 0.0, self.search_lag)
-            raise RetryLater(f"Jira: {exc.message}", delay) from None
+            # Jira asking everyone to slow down is no fault of this NC's: it costs no attempt.
+            pressure = exc.status == 429 or (exc.status == 503 and exc.retry_after is not None)
+            raise RetryLater(f"Jira: {exc.message}", delay, count_attempt=not pressure) from None
+        except MappingError as exc:
+            # A configuration fault: parked at once with the mapping's own words, the other NCs flow on.
+            raise Permanent(f"the mapping cannot render this NC: {exc}", step="mapping") from None
         finally:
             self._claim = None
 
+    def _installation_fault(self, exc: JiraError) -> None:
+        """A 401, or a 403 with the project's permissions gone, is the installation's fault, not the NC's."""
+        if exc.status == 401:
+            raise InstallationFault(f"Jira refused the connector's credentials (401): {exc.message}") from None
+        if exc.status != 403:
+            return
+        try:
+            with self._call() as jira:
+                missing = jira.permission_problems(self.mapping.project)
+        except JiraError as probe:
+            if probe.status not in (401, 403):
+                raise RetryLater(f"Jira: {probe.message}", probe.retry_after) from None
+            missing = [probe.message]
+        if missing:
+            raise InstallationFault(f"Jira refused (403) and the connector's permissions are gone: "
+                                    f"{'; '.join(missing)}") from None
+
     @contextmanager
-    def _call(self, write: bool = False) -> Iterator[JiraGateway]:
+    def _call(self) -> Iterator[JiraGateway]:
         """The gateway for ONE Jira call: `with self._call() as jira: jira.get_issue(key)`.
 
-        Not during Jira's Retry-After (RetryLater, not counted as an attempt); for a write, only while
-        our claim still holds (LeaseLost). In careful mode the block runs under the lock every worker
+        Not during Jira's Retry-After (RetryLater, not counted as an attempt); only while our claim still
+        holds (LeaseLost). In careful mode the block runs under the lock every worker
         shares, so it must make one call and nothing slow besides.
         """
-        if write and self._claim is not None and not queue.renew(self.engine, self._claim, self.lease_seconds):
+        # Renewed before every call, reads too: a slow read (a careful-mode wait, a lag) must not outlive it.
+        if self._claim is not None and not queue.renew(self.engine, self._claim, self.lease_seconds):
             raise LeaseLost(f"lost the claim on {self._claim.nc_id} to another worker")
         try:
             with self.throttle.call(self.gateway) as jira:
@@ -168,7 +193,7 @@ class Syncer:
         """The changed fields; those Jira refuses by name are left out and the rest applied."""
         fields = dict(plan.edit_fields)
         try:
-            with self._call(write=True) as jira:
+            with self._call() as jira:
                 jira.update_issue(run.key, fields)
         except JiraError as exc:
             accepted = {k: v for k, v in fields.items() if k not in exc.field_errors}
@@ -178,7 +203,7 @@ class Syncer:
             run.failed("edit", f"Jira refused field(s) {refused}")
             if not accepted:
                 return
-            with self._call(write=True) as jira:
+            with self._call() as jira:
                 jira.update_issue(run.key, accepted)
             fields = accepted
         links.record_fields(self.engine, run.nc_id, digest(fields), run.claim)
@@ -186,7 +211,7 @@ class Syncer:
 
     def _remote_link(self, run: SyncRun, plan: SyncPlan) -> None:
         assert plan.remote_link is not None and plan.link_hash is not None
-        with self._call(write=True) as jira:
+        with self._call() as jira:
             jira.upsert_remote_link(run.key, plan.remote_link)
         links.record_remote_link(self.engine, run.nc_id, plan.link_hash, run.claim)
         run.wrote("remote link")

@@ -14,7 +14,7 @@ from connector.jira.gateway import JiraError
 from connector.sync import links
 from connector.sync.errors import RetryLater
 from connector.sync.plan import PlannedComment, comment_marker
-from connector.sync.steps import SyncRun, refusal
+from connector.sync.steps import SyncRun, not_this_steps, refusal
 
 MARKER_PREFIX = "[qualio-comment:"
 
@@ -42,13 +42,13 @@ def post_comments(run: SyncRun, comments: tuple[PlannedComment, ...], search_lag
 
 def post_one(run: SyncRun, comment: PlannedComment) -> int:
     try:
-        with run.call(write=True) as jira:
+        with run.call() as jira:
             links.reserve_comment(run.engine, run.nc_id, comment.key, run.claim)  # only once the post is sure
             comment_id = jira.add_comment(run.key, comment.body)
     except JiraError as exc:
         if not exc.outcome_unknown:
             links.forget_comment(run.engine, run.nc_id, comment.key)
-        if exc.retryable or exc.status == 404:
+        if not_this_steps(exc):
             raise
         run.failed("comment", f"comment {comment.key!r}: {refusal(exc)}")
         return 0

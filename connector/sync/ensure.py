@@ -19,7 +19,7 @@ from connector.jira.gateway import JiraError
 from connector.sync import links
 from connector.sync.errors import Permanent, RetryLater
 from connector.sync.links import Link
-from connector.sync.steps import SyncRun
+from connector.sync.steps import SyncRun, not_this_steps
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +42,13 @@ def ensure_issue(run: SyncRun, link: Link, label: str, create_fields: dict[str, 
             raise RetryLater("an earlier create may exist in Jira; waiting out the search lag",
                              delay=wait, count_attempt=False)
     try:
-        with run.call(write=True) as jira:
+        with run.call() as jira:
             links.mark_creating(run.engine, run.nc_id, run.claim)  # only once the call is sure to be made
             key = jira.create_issue(create_fields)
     except JiraError as exc:
         if not exc.outcome_unknown:
             links.mark_not_created(run.engine, run.nc_id)
-        if exc.retryable:
+        if not_this_steps(exc):
             raise
         raise Permanent(f"Jira refused ({exc.status}): {exc.message}", step="create") from None
     links.mark_linked(run.engine, run.nc_id, key, run.claim)

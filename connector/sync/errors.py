@@ -30,3 +30,9 @@ class Permanent(Exception):
 
 class LeaseLost(Exception):
     """Another worker took this NC over (our lease ran out mid-sync): stop, and leave its rows alone."""
+
+
+class InstallationFault(Exception):
+    """Not this NC's fault but the installation's (Jira answered 401, or 403 with the project's permissions
+    gone; Qualio refused the API key): every worker pauses, no attempt is counted, and the pause is probed
+    again with backoff until a sync goes through."""

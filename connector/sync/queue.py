@@ -21,6 +21,7 @@ from sqlalchemy import (
     and_,
     case,
     exists,
+    false,
     func,
     or_,
     select,
@@ -149,12 +150,14 @@ def finish(conn: Connection, claim: Claim, status: str, jira_key: str | None,
 
 
 def retry_later(engine: Engine, claim: Claim, error: str, delay: float, max_attempts: int,
-                count_attempt: bool = True) -> int:
-    """Queue the claim again after `delay` seconds; a delivery whose own retry budget is spent is
-    buried instead. Returns how many became dead letters."""
+                count_attempt: bool = True, retry_span: float = 0.0) -> int:
+    """Queue the claim again after `delay` seconds; a delivery whose own retry budget is spent (at least
+    `max_attempts` failures, and received more than `retry_span` seconds ago) is buried instead. An attempt
+    not counted never spends a budget. Returns how many became dead letters."""
     step = 1 if count_attempt else 0
     now = utcnow()
-    spent = Delivery.attempts + step >= max_attempts
+    spent = and_(Delivery.attempts + 1 >= max_attempts,
+                 Delivery.received_at <= now - timedelta(seconds=retry_span)) if count_attempt else false()
     with engine.begin() as conn:
         conn.execute(
             update(Delivery).where(held(claim))

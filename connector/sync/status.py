@@ -15,7 +15,7 @@ from connector.jira.gateway import IssueState, JiraError
 from connector.jira.workflow import MAX_HOPS, StatusRef, StatusTarget, Transition, next_transition, screen_values
 from connector.sync import links
 from connector.sync.errors import Permanent
-from connector.sync.steps import SyncRun
+from connector.sync.steps import SyncRun, not_this_steps
 
 
 def follow_status(run: SyncRun, target: StatusTarget, known: StatusRef | None, fields: dict[str, Any]) -> int:
@@ -51,10 +51,10 @@ def read(run: SyncRun) -> IssueState:
 def hop(run: SyncRun, step: Transition, fields: dict[str, Any], resolution: str) -> None:
     values, missing = screen_values(step, fields, resolution)
     try:
-        with run.call(write=True) as jira:
+        with run.call() as jira:
             jira.transition_issue(run.key, step.id, values or None)
     except JiraError as exc:
-        if exc.retryable or exc.status == 404:
+        if not_this_steps(exc):
             raise
         needed = [f"{f.name} ({f.id})" for f in missing if f.id in exc.field_errors or not exc.field_errors]
         if needed:

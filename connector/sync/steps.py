@@ -20,7 +20,7 @@ from connector.sync import links
 from connector.sync.errors import Permanent
 from connector.sync.queue import Claim
 
-Call = Callable[..., AbstractContextManager[JiraGateway]]  # call(write=False): the gateway for ONE call
+Call = Callable[[], AbstractContextManager[JiraGateway]]  # call(): the gateway for ONE Jira call
 
 
 class IssueGone(Exception):
@@ -75,6 +75,12 @@ class SyncRun:
         return Permanent(f"{failed} (applied: {applied})", step=self.failures[0].step)
 
 
+def not_this_steps(exc: JiraError) -> bool:
+    """A failure that does not belong to one step: worth a retry, the issue gone (404), or the installation's
+    credentials or permissions refused (401, 403), which the sync as a whole must answer."""
+    return exc.retryable or exc.status in (401, 403, 404)
+
+
 def refusal(exc: JiraError) -> str:
     """Jira's refusal in the words a dead letter uses."""
     return f"Jira refused ({exc.status}): {exc.message}"
@@ -88,7 +94,7 @@ def run_step(run: SyncRun, step: str, action: Callable[[], object]) -> None:
     except JiraError as exc:
         if exc.status == 404:
             raise IssueGone(run.key) from None
-        if exc.retryable:
+        if not_this_steps(exc):
             raise
         run.failed(step, refusal(exc))
     except Permanent as exc:

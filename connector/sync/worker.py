@@ -19,7 +19,7 @@ from connector.receive import store
 from connector.settings import Settings
 from connector.sync import queue
 from connector.sync.apply import Syncer
-from connector.sync.errors import LeaseLost, Permanent, RetryLater
+from connector.sync.errors import InstallationFault, LeaseLost, Permanent, RetryLater
 from connector.sync.queue import Claim
 from connector.sync.wakeup import Waiter
 
@@ -55,19 +55,30 @@ class Worker:
         self._last_housekeeping = time.monotonic()
 
     def run_once(self) -> bool:
-        """Sync at most one NC; False when there was nothing to do (or Jira asked us to wait)."""
-        if throttles.paused_for(self.engine, "jira") > 0:
+        """Sync at most one NC; False when there was nothing to do (or Jira, or a fault, asks us to wait)."""
+        waits = throttles.throttled(self.engine, "jira", throttles.INSTALLATION)
+        if any(wait > 0 for wait in waits.values()):
             return False
         claim = queue.claim_next(self.engine, self.worker_id, self.settings.worker_lease)
         if claim is None:
             return False
-        self.process(claim)
+        # A fault of the installation whose pause is over: this sync is the probe.
+        probing = throttles.INSTALLATION in waits and throttles.fault(self.engine) is not None
+        if self.process(claim) and probing and throttles.clear_fault(self.engine):
+            log.warning("the installation works again: syncing resumes", extra={"worker": self.worker_id})
         return True
 
-    def process(self, claim: Claim) -> None:
+    def process(self, claim: Claim) -> bool:
+        """Sync one claim; True when Jira (and Qualio) answered it, whatever the NC's outcome."""
         context: dict[str, Any] = {"nc_id": claim.nc_id, "delivery_ids": claim.ids, "worker": self.worker_id}
         try:
             result = self.syncer.sync(claim)
+        except InstallationFault as exc:
+            wait = throttles.record_fault(self.engine, str(exc), self.settings.retry_base, self.settings.retry_max)
+            queue.retry_later(self.engine, claim, str(exc), wait, self.settings.max_attempts, count_attempt=False)
+            metrics.SYNCS.labels("paused").inc()
+            log.error("every worker pauses %.0fs: %s", wait, exc, extra=context)
+            return False
         except RetryLater as exc:
             self._retry(claim, str(exc), exc.delay, exc.count_attempt, context)
         except LeaseLost as exc:  # the NC is another worker's now: its rows are not ours to touch
@@ -78,6 +89,7 @@ class Worker:
             self.counts.dead += 1
             metrics.SYNCS.labels("dead").inc()
             log.error("dead letter: %s", exc, extra=context)
+            return True
         except Exception as exc:  # a bug or an unforeseen failure: retried within the budget, never lost
             log.exception("sync failed unexpectedly", extra=context)
             self._retry(claim, f"{type(exc).__name__}: {exc}", None, True, context)
@@ -90,12 +102,15 @@ class Worker:
             metrics.SYNCS.labels(outcome).inc()
             log.info("NC %s", outcome, extra={**context, "jira_key": result.jira_key, "issue_created": result.created,
                                               "jira_writes": result.writes, "comments_posted": result.comments})
+            return True
+        return False
 
     def _retry(self, claim: Claim, error: str, delay: float | None, count_attempt: bool,
                context: dict[str, object]) -> None:
         wait = delay if delay is not None else backoff_delay(
             claim.attempts + 1, self.settings.retry_base, self.settings.retry_max)
-        dead = queue.retry_later(self.engine, claim, error, wait, self.settings.max_attempts, count_attempt)
+        dead = queue.retry_later(self.engine, claim, error, wait, self.settings.max_attempts, count_attempt,
+                                 self.settings.retry_span)
         if dead:
             self.counts.dead += dead
             metrics.SYNCS.labels("dead").inc()

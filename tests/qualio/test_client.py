@@ -4,64 +4,25 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
 import requests
 import responses
 
-from connector.qualio.client import QualioClient, QualioError, RateLimiter, nc_record_from_event
-from tests.conftest import FIXTURES as TEST_FIXTURES
-from tests.openapi import QUALIO_SPEC, OpenAPI, load
-
-FIXTURES = TEST_FIXTURES / "qualio"
-BASE = "https://api.qualio.com"
-KEY = "qk_live_5f0c1d2e3b4a59687766554433221100"
-
-
-def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
-
-
-def spec() -> OpenAPI:
-    return load(QUALIO_SPEC)
-
-
-class FakeClock:
-    """A monotonic clock that only moves when ``sleep`` is called."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds > 0
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-def client(clock: FakeClock, max_per_minute: int = 200) -> QualioClient:
-    return QualioClient(BASE + "/", KEY, timeout=5, max_per_minute=max_per_minute, clock=clock, sleep=clock.sleep)
-
-
-def event_url(code: str) -> str:
-    return f"{BASE}/v1/events/events/{code}"
-
+from connector.qualio.client import (
+    BACKOFF_CAP,
+    QualioAuthError,
+    QualioClient,
+    QualioError,
+    RateLimiter,
+    equal_jitter,
+    nc_record_from_event,
+)
+from tests.qualio.support import BASE, EVENT_PATH, KEY, FakeClock, answer, assert_requests, event_url, fixture, spec
+from tests.qualio.support import make_client as client
 
 # -- fixtures follow the spec ----------------------------------------------------------------------
 
@@ -140,6 +101,7 @@ def test_status_classification(rsps: responses.RequestsMock, clock: FakeClock, s
     with pytest.raises(QualioError) as caught:
         client(clock).fetch_event("NCR-99")
     assert (caught.value.status, caught.value.retryable, caught.value.message) == (status, retryable, message)
+    assert isinstance(caught.value, QualioAuthError) == (status in (401, 403))  # the key, not this event
     assert len(rsps.calls) == 1  # nothing is retried here
 
 
@@ -187,6 +149,135 @@ def test_client_needs_a_key_and_url() -> None:
         QualioClient(BASE, "")
     with pytest.raises(ValueError, match="URL"):
         QualioClient("", KEY)
+
+
+# -- 429: the pause every caller of the client keeps ----------------------------------------------------
+
+
+def throttled(qualio: QualioClient, code: str) -> QualioError:
+    with pytest.raises(QualioError) as caught:
+        qualio.fetch_event(code)
+    assert (caught.value.status, caught.value.retryable) == (429, True)
+    return caught.value
+
+
+def test_the_spec_documents_no_retry_after_on_429() -> None:
+    headers = spec().operation(EVENT_PATH, "get")["responses"]["429"]["headers"]
+    assert "Retry-After" not in headers  # so we must be ready to back off on our own
+
+
+def test_429_without_retry_after_backs_off_exponentially(rsps: responses.RequestsMock, clock: FakeClock) -> None:
+    for _ in range(7):
+        answer(rsps, "NCR-12", 429, fixture("error_429"))
+    answer(rsps, "NCR-12", 200, fixture("event_ncr_12"))  # Qualio lets us through again
+    answer(rsps, "NCR-12", 429, fixture("error_429"))
+    qualio = client(clock)
+    waits = []
+    for _ in range(7):
+        error = throttled(qualio, "NCR-12")
+        assert error.message == "You have exceeded what is allowed in the fair use policy for this API"
+        waits.append(error.retry_after)
+        clock.now += error.retry_after  # the worker comes back when the pause is over
+    assert waits == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+    assert qualio.fetch_event("NCR-12")["code"] == "NCR-12"
+    assert throttled(qualio, "NCR-12").retry_after == 2.0  # any other answer starts the backoff afresh
+    assert clock.slept == []  # refused, never slept
+    assert_requests(rsps, ["NCR-12"] * 9)
+
+
+def test_the_pause_after_a_429_stops_every_caller_of_the_client(rsps: responses.RequestsMock,
+                                                                clock: FakeClock) -> None:
+    answer(rsps, "NCR-1", 429, fixture("error_429"))
+    qualio = client(clock)
+    assert throttled(qualio, "NCR-1").retry_after == 2.0
+    clock.now += 1.5
+    refused: list[tuple[str, int | None, float | None]] = []
+    start = threading.Barrier(5)
+
+    def other_worker_thread(code: str) -> None:
+        start.wait()
+        try:
+            qualio.fetch_event(code)
+        except QualioError as exc:
+            refused.append((code, exc.status, exc.retry_after))
+
+    threads = [threading.Thread(target=other_worker_thread, args=(f"NCR-{n}",)) for n in range(2, 7)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(refused) == [(f"NCR-{n}", 429, 0.5) for n in range(2, 7)]
+    assert_requests(rsps, ["NCR-1"])  # none of them was sent
+
+    clock.now += 0.5
+    answer(rsps, "NCR-2", 200, fixture("event_ncr_12"))
+    assert qualio.fetch_event("NCR-2")["code"] == "NCR-12"
+    assert_requests(rsps, ["NCR-1", "NCR-2"])
+
+
+def test_a_caller_waiting_for_a_slot_does_not_go_through_a_pause(clock: FakeClock) -> None:
+    def sleep(seconds: float) -> None:  # while this caller waits, another one's request gets a 429
+        limiter.pause(120.0)
+        clock.sleep(seconds)
+
+    limiter = RateLimiter(1, clock=clock, sleep=sleep)
+    assert limiter.acquire() == 0.0
+    assert limiter.acquire() == 60.0  # woke at 1060 into a pause lasting until 1120: no slot taken
+    assert clock.slept == [60.0] and limiter.paused_for() == 60.0
+    clock.now += 60.0
+    assert limiter.acquire() == 0.0
+
+
+def test_429s_of_one_burst_do_not_double_the_backoff_again(rsps: responses.RequestsMock, clock: FakeClock) -> None:
+    qualio = client(clock)
+    inner: list[float | None] = []
+
+    def limit_hit_while_in_flight(request: Any) -> tuple[int, dict[str, str], str]:
+        inner.append(throttled(qualio, "NCR-2").retry_after)  # another caller's 429 arrives first
+        return 429, {}, json.dumps(fixture("error_429"))
+
+    rsps.add_callback(responses.GET, event_url("NCR-1"), callback=limit_hit_while_in_flight)
+    answer(rsps, "NCR-2", 429, fixture("error_429"))
+    assert throttled(qualio, "NCR-1").retry_after == 2.0  # the same burst: the pause is not doubled to 4
+    assert inner == [2.0]
+    clock.now += 2.0
+    assert throttled(qualio, "NCR-2").retry_after == 4.0  # the next 429 in a row doubles it
+    assert sorted(call.request.url for call in rsps.calls) == [event_url("NCR-1"), event_url("NCR-2"),
+                                                              event_url("NCR-2")]
+
+
+def test_429_with_retry_after_honours_it(rsps: responses.RequestsMock, clock: FakeClock) -> None:
+    answer(rsps, "NCR-12", 429, fixture("error_429"), headers={"Retry-After": "30"})
+    answer(rsps, "NCR-12", 429, fixture("error_429"))
+    qualio = client(clock)
+    assert throttled(qualio, "NCR-12").retry_after == 30.0  # not our 2 s
+    clock.now += 29.0
+    assert throttled(qualio, "NCR-13").retry_after == 1.0  # every caller waits it out, nothing sent
+    clock.now += 1.0
+    assert throttled(qualio, "NCR-12").retry_after == 2.0  # Qualio's own wait was not a step of our backoff
+    assert_requests(rsps, ["NCR-12", "NCR-12"])
+
+
+def test_429_with_an_http_date_retry_after_honours_it(rsps: responses.RequestsMock, clock: FakeClock) -> None:
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=45), usegmt=True)
+    answer(rsps, "NCR-12", 429, fixture("error_429"), headers={"Retry-After": when})
+    wait = throttled(client(clock), "NCR-12").retry_after
+    assert wait is not None and 40.0 <= wait <= 45.0
+
+
+@pytest.mark.parametrize("header", ["soon", "0", "-5", "", "inf"])
+def test_429_with_an_unusable_retry_after_backs_off(rsps: responses.RequestsMock, clock: FakeClock,
+                                                   header: str) -> None:
+    answer(rsps, "NCR-12", 429, fixture("error_429"), headers={"Retry-After": header})
+    assert throttled(client(clock), "NCR-12").retry_after == 2.0  # 0 after a 429 would only hammer Qualio
+
+
+def test_the_backoff_is_jittered_by_default(rsps: responses.RequestsMock, clock: FakeClock) -> None:
+    answer(rsps, "NCR-12", 429, fixture("error_429"))
+    wait = throttled(QualioClient(BASE, KEY, clock=clock, sleep=clock.sleep), "NCR-12").retry_after
+    assert wait is not None and 1.0 <= wait <= 2.0
+    samples = [equal_jitter(BACKOFF_CAP) for _ in range(200)]
+    assert all(BACKOFF_CAP / 2 <= w <= BACKOFF_CAP for w in samples) and len(set(samples)) > 1
 
 
 # -- rate limit ------------------------------------------------------------------------------------

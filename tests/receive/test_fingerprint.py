@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from decimal import Decimal
 
@@ -90,3 +91,14 @@ def test_fingerprints_are_stable_across_versions():
         "score": 1.50, "count": 3, "tags": ["a", "Cafe\u0301"], "ok": True, "none": None}).encode())
     assert fingerprint(integral_and_strings) == "5a42ce84990c1a38879b6329351c82164c40e46b66b6b708dfd0762144e084d9"
     assert fingerprint(with_decimals) == "6892f4475fb689f966a46bd6e79966155e071aec05150f07e88dc5d2776dd744"
+
+
+def test_canonical_form_of_the_numbers_still_accepted_is_unchanged():
+    # Pinned before numbers were bounded (64 characters, exponents within 400): every number still accepted
+    # keeps its spelling, so a stored fingerprint still matches a new copy of its delivery.
+    literals = [b"1" * 64, b"-" + b"1" * 63, b"1.7976931348623157e+308", b"5e-324", b"1e400", b"-1e-400", b"0.5",
+                b"1E+2", b"0e400", b"10E-1", b"2.50", b"0.000", b"-0", b"123456789.123456789e-5"]
+    canonical = canonical_json(parse_json(b'{"n": [' + b", ".join(literals) + b"]}"))
+    assert len(canonical) == 1620
+    assert hashlib.sha256(canonical.encode()).hexdigest() == (
+        "e73ddfbea938545620e1cb883dd5ded173b6cac5e0814ef843362564d5d00742")

@@ -10,7 +10,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
-from connector.receive.signing import AuthError, Verifier, sign
+from connector.receive.signing import AuthError, HeaderError, Verifier, sign
 from tests.conftest import TEST_SECRET
 
 BODY = b'{"eventType": "nc.updated", "ncId": "NC-2025-001", "timestamp": "2025-01-05T10:15:32Z"}'
@@ -84,3 +84,49 @@ def test_bearer_token_compare_and_unsigned_mode():
     assert Verifier((), None, True).verify({}, BODY).scheme == "unsigned"
     with pytest.raises(AuthError, match="Bearer"):
         Verifier((), "tok", False).verify({}, BODY)
+
+
+BAD_IDS = ["x" * 257, "msg_1\n", "msg_1\r", "msg\x00", "msg\x7f", "m\u00e9", "m\u2028", "msg\x1b[31m"]
+
+
+@pytest.mark.parametrize("msg_id", BAD_IDS)
+def test_webhook_id_is_checked_on_the_bearer_and_unsigned_paths(msg_id):
+    # The bearer path once stored any webhook-id: over 256 characters PostgreSQL refused the row (a 503, forever)
+    for v, headers in ((verifier(token="tok"), {"authorization": "Bearer tok"}), (Verifier((), None, True), {})):
+        with pytest.raises(HeaderError) as err:
+            v.verify({**headers, "webhook-id": msg_id}, BODY)
+        assert err.value.header == "webhook-id" and "webhook-id" in str(err.value)
+
+
+@pytest.mark.parametrize("msg_id", BAD_IDS)
+def test_webhook_id_is_checked_on_the_signed_path(msg_id):
+    headers = reference_headers(TEST_SECRET, BODY, msg_id.strip())  # a valid signature over the stripped id
+    headers["webhook-id"] = msg_id
+    with pytest.raises(AuthError, match="webhook-id"):
+        verifier().verify(headers, BODY)
+
+
+def test_webhook_id_fits_the_column_and_only_http_whitespace_is_stripped():
+    longest = "m" * 256
+    assert verifier().verify(reference_headers(TEST_SECRET, BODY, longest), BODY).webhook_id == longest
+    headers = {**reference_headers(TEST_SECRET, BODY, "msg_1"), "webhook-id": " \tmsg_1 "}
+    assert verifier().verify(headers, BODY).webhook_id == "msg_1"
+    bearer = verifier(token="tok")
+    assert bearer.verify({"authorization": "Bearer tok", "webhook-id": "\tmsg 2 "}, BODY).webhook_id == "msg 2"
+    assert bearer.verify({"authorization": "Bearer tok", "webhook-id": "  "}, BODY).webhook_id is None
+    assert bearer.verify({"authorization": "Bearer tok \t"}, BODY).scheme == "bearer"
+
+
+@pytest.mark.parametrize(("header", "value"), [("webhook-timestamp", "{ts}\n"), ("webhook-timestamp", "{ts}\r"),
+                                               ("webhook-timestamp", "\x00{ts}"), ("webhook-timestamp", "{ts}\u00a0")])
+def test_timestamp_with_other_than_http_whitespace_is_refused(header, value):
+    headers = reference_headers(TEST_SECRET, BODY)
+    headers[header] = value.format(ts=headers["webhook-timestamp"])
+    with pytest.raises(AuthError, match="integer seconds"):
+        verifier().verify(headers, BODY)
+
+
+@pytest.mark.parametrize("value", ["Bearer tok\n", "Bearer tok\r\n", "Bearer tok\x00", "Bearer \u00a0tok"])
+def test_bearer_token_with_other_than_http_whitespace_does_not_match(value):
+    with pytest.raises(AuthError, match="does not match"):
+        verifier(token="tok").verify({"authorization": value}, BODY)

@@ -90,6 +90,28 @@ def test_replayed_webhook_id_with_altered_body_is_a_duplicate(client, engine):
         (b'{"eventType": "nc.updated", "ncId": "NC-1-2", "timestamp": "2025-01-05T10:15:32"}', "timestamp"),
         (b'{"eventType": 7, "ncId": "NC-1-2", "timestamp": "2025-01-05T10:15:32Z"}', "eventType"),
         (b'{"eventType": "nc.updated", "ncId": ["NC"], "timestamp": "2025-01-05T10:15:32Z"}', "ncId"),
+        # a UTC conversion that leaves the calendar: once an OverflowError (500)
+        (b'{"eventType": "nc.updated", "ncId": "NC-1-2", "timestamp": "0001-01-01T00:00:00+01:00"}', "timestamp"),
+        (b'{"eventType": "nc.updated", "ncId": "NC-1-2", "timestamp": "9999-12-31T23:59:59-01:00"}', "timestamp"),
+        # `$` matched before a trailing newline: a second NC "NC-1-2\n"
+        (b'{"eventType": "nc.updated", "ncId": "NC-1-2\\n", "timestamp": "2025-01-05T10:15:32Z"}', "ncId"),
+        (b'{"eventType": "nc.updated\\n", "ncId": "NC-1-2", "timestamp": "2025-01-05T10:15:32Z"}', "eventType"),
+        # longer than the 64-character columns
+        (b'{"eventType": "nc.updated", "ncId": "NC-' + b"1" * 62 + b'", "timestamp": "2025-01-05T10:15:32Z"}', "ncId"),
+        (b'{"eventType": "nc.' + b"x" * 62 + b'", "ncId": "NC-1-2", "timestamp": "2025-01-05T10:15:32Z"}', "eventType"),
+        # numbers past int's 4300-digit limit, or a float a canonical spelling cannot write out: once a 500
+        (b'{"eventType": "nc.updated", "ncId": "NC-1-2", "timestamp": "2025-01-05T10:15:32Z", "risk": '
+         + b"9" * 4301 + b"}", "risk"),
+        (b'{"eventType": "nc.updated", "ncId": "NC-1-2", "timestamp": "2025-01-05T10:15:32Z", '
+         b'"fields": {"Lot": 1e5000}}', "fields.Lot"),
+        (b'{"eventType": "nc.updated", "ncId": "NC-1-2", "timestamp": "2025-01-05T10:15:32Z", '
+         b'"fields": {"Lot": 1e999999999}}', "fields.Lot"),
+        # wrong-typed optional fields the sync could not read
+        (b'{"eventType": "nc.updated", "ncId": "NC-1-2", "timestamp": "2025-01-05T10:15:32Z", "title": 5}', "title"),
+        (b'{"eventType": "nc.comment_added", "ncId": "NC-1-2", "timestamp": "2025-01-05T10:15:32Z", '
+         b'"comment": {"id": 5, "body": "x"}}', "comment.id"),
+        (b'{"eventType": "nc.updated", "ncId": "NC-1-2", "timestamp": "2025-01-05T10:15:32Z", '
+         b'"changedFields": "status"}', "changedFields"),
     ],
 )
 def test_schema_violation_names_each_bad_field(client, engine, body, field):
@@ -269,3 +291,40 @@ def test_metrics_move_as_deliveries_flow(client):
     after = (metric(client, accepted), metric(client, duplicate), metric(client, queued))
     assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1]
     assert client.get("/metrics").mimetype == "text/plain"
+
+
+def bearer_client(db_url: str, engine: Engine) -> object:
+    app = create_app(make_settings(db_url, NC_CONNECTOR_WEBHOOK_SECRET="", NC_CONNECTOR_WEBHOOK_TOKEN="tok-123"),
+                     engine)
+    return app.test_client()
+
+
+@pytest.mark.parametrize("webhook_id", ["m" * 257, "msg\x00", "msg_\u00e9", "msg_1\n"])
+def test_bearer_path_refuses_a_malformed_webhook_id_with_400(db_url, engine, webhook_id):
+    # Once stored as it came: over 256 characters (or with a NUL) PostgreSQL refused the row: a 503 forever
+    response = bearer_client(db_url, engine).post(
+        "/webhooks/qualio", data=fixture_bytes("seed_nc_updated"),
+        headers={"Content-Type": "application/json", "Authorization": "Bearer tok-123"},
+        environ_overrides={"HTTP_WEBHOOK_ID": webhook_id})  # the environ carries a newline, headers= does not
+    assert response.status_code == 400, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert [e["field"] for e in response.get_json()["errors"]] == ["webhook-id"]
+    assert_nothing_stored(engine)
+
+
+def test_bearer_path_keeps_a_webhook_id_that_fits(db_url, engine):
+    client = bearer_client(db_url, engine)
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer tok-123", "webhook-id": "m" * 256}
+    assert client.post("/webhooks/qualio", data=fixture_bytes("seed_nc_updated"), headers=headers).status_code == 202
+    again = client.post("/webhooks/qualio", data=fixture_bytes("nc_created"), headers=headers)
+    assert again.status_code == 200 and again.get_json()["status"] == "duplicate"  # the same webhook-id
+    with engine.connect() as conn:
+        assert conn.execute(select(Delivery.webhook_id)).scalar_one() == "m" * 256
+
+
+def test_signed_path_refuses_a_webhook_id_with_a_newline(client, engine):
+    body = fixture_bytes("seed_nc_updated")
+    response = client.post("/webhooks/qualio", data=body, headers=signed(body, webhook_id="msg_1"),
+                           environ_overrides={"HTTP_WEBHOOK_ID": "msg_1\n"})
+    assert response.status_code == 401 and "webhook-id" in response.get_json()["detail"]
+    assert_nothing_stored(engine)

@@ -159,7 +159,7 @@ def test_rate_limit_honours_retry_after_for_every_worker(engine, worker, jira):
     assert worker.run_once() is False  # paused: no Jira call before Retry-After
     with engine.connect() as conn:
         row = conn.execute(select(Delivery)).one()
-    assert row.status == "queued" and row.attempts == 1 and "rate limited" in row.last_error
+    assert row.status == "queued" and row.attempts == 0 and "rate limited" in row.last_error  # a 429 costs none
 
 
 def test_permanent_error_goes_to_dead_letter_and_replay_recovers(engine, worker, jira):
