@@ -13,4 +13,6 @@ DELIVERIES = Counter("nc_connector_deliveries_total", "Webhook deliveries by out
 SYNCS = Counter("nc_connector_syncs_total", "NC syncs by outcome (synced, ignored, retry, dead)", ["outcome"])
 JIRA_CALLS = Histogram("nc_connector_jira_call_seconds", "Jira call latency by method and status",
                        ["method", "status"])
+DUPLICATE_ISSUES = Counter("nc_connector_duplicate_issues_total",
+                           "Times several Jira issues were found carrying one NC's marker label")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

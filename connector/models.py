@@ -123,6 +123,7 @@ class NcLink(Base):
     jira_status_id: Mapped[str | None] = mapped_column(String(32))  # its id ("5")
     jira_status_category: Mapped[str | None] = mapped_column(String(16))  # its category key ("done")
     remote_link_hash: Mapped[str | None] = mapped_column(String(64))  # hash of the remote link last sent
+    duplicate_keys: Mapped[str | None] = mapped_column(String(500))  # "QA-7 QA-9": others with our marker label
     nc_state: Mapped[str] = mapped_column(Text, default="{}")  # {"fields": merged NC record, "setAt": {field: time}}
 
 

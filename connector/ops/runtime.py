@@ -29,7 +29,8 @@ def build_enricher(settings: Settings) -> Enricher | None:
 
     client = QualioClient(settings.qualio_url, settings.qualio_api_key, timeout=settings.jira_timeout,
                           max_per_minute=settings.qualio_max_per_minute)
-    return QualioEnricher(client)
+    # A 404 falls back to the payload on the last try: before the attempts could bury the NC.
+    return QualioEnricher(client, not_found_attempts=min(3, settings.max_attempts))
 
 
 def build_syncer(settings: Settings, engine: Engine, gateway: JiraGateway | None = None) -> Syncer:

@@ -13,6 +13,7 @@ from connector import throttles
 from connector.clock import utcnow
 from connector.models import Delivery, DeliveryStatus, NcLink
 from connector.settings import Settings
+from connector.sync import links
 from connector.sync.queue import queue_figures
 
 
@@ -58,7 +59,8 @@ def status(engine: Engine) -> dict[str, Any]:
         last_sync = conn.execute(select(func.max(Delivery.finished_at))
                                  .where(Delivery.status == DeliveryStatus.DONE)).scalar()
         linked = conn.execute(select(func.count()).where(NcLink.state == "linked")).scalar_one()
-    return {**figures, "last_sync_at": last_sync, "linked_ncs": linked, "fault": throttles.fault(engine)}
+    return {**figures, "last_sync_at": last_sync, "linked_ncs": linked, "fault": throttles.fault(engine),
+            "duplicates": links.duplicated(engine)}
 
 
 LABELS = {DeliveryStatus.DEAD: "dead letters:"}
@@ -74,6 +76,8 @@ def format_status(figures: dict[str, Any]) -> str:
         f"NCs linked to Jira: {figures['linked_ncs']}",
         f"last sync: {_when(figures['last_sync_at'])}",
         *_fault_lines(figures.get("fault")),
+        *(f"SEVERAL ISSUES carry the label of {nc_id}: linked to one, also {keys} (merge or delete them)"
+          for nc_id, keys in figures.get("duplicates", {}).items()),
     ])
 
 

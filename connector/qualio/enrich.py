@@ -20,13 +20,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from connector.qualio.client import QualioAuthError, QualioClient, QualioError, is_event_code, nc_record_from_event
-from connector.sync.errors import Permanent, RetryLater
+from connector.sync.errors import InstallationFault, Permanent, RetryLater
 
-__all__ = ["INSTALLATION_FAULT_AUTH", "QualioEnricher"]
+__all__ = ["QualioEnricher"]
 
 log = logging.getLogger(__name__)
 
-INSTALLATION_FAULT_AUTH = "qualio-auth"  # the `installation_fault` of the RetryLater raised for a refused key
 _REMEMBERED = 10_000  # ids kept per set below; the oldest are forgotten first
 
 
@@ -39,10 +38,8 @@ class QualioEnricher:
       ``RetryLater`` with ``not_found_delays`` (the last one repeats), counting the attempt; on attempt
       ``not_found_attempts`` (and later) ``{}`` with a WARNING naming the NC. Once that happened for an NC,
       a later 404 for it returns ``{}`` at once (per process; the event is still asked for every time).
-    - Qualio refused the key (401, 403): the fault of the installation, not of this NC. Raised as
-      ``RetryLater(delay=auth_retry_delay, count_attempt=False)`` with the attribute
-      ``installation_fault = "qualio-auth"`` (``INSTALLATION_FAULT_AUTH``), for the worker to pause every sync
-      until the key is fixed (to be wired in connector.sync.worker; until then it is a plain uncounted retry).
+    - Qualio refused the key (401, 403): the fault of the installation, not of this NC: ``InstallationFault``,
+      on which every worker pauses (no attempt counted) and probes again with backoff until the key works.
     - 429 (sent or refused locally during the client's pause): ``RetryLater`` for the pause left, not counted
       (the API key's budget is shared by every NC, like Jira's Retry-After); other retryable failures
       (5xx, transport): ``RetryLater`` with the worker's backoff, counted.
@@ -57,7 +54,7 @@ class QualioEnricher:
     """
 
     def __init__(self, client: QualioClient, not_found_attempts: int = 3,
-                 not_found_delays: Sequence[float] = (5.0, 15.0), auth_retry_delay: float = 300.0) -> None:
+                 not_found_delays: Sequence[float] = (5.0, 15.0)) -> None:
         if not_found_attempts < 1:
             raise ValueError("not_found_attempts must be at least 1")
         if not not_found_delays or min(not_found_delays) < 0:
@@ -65,7 +62,6 @@ class QualioEnricher:
         self.client = client
         self.not_found_attempts = not_found_attempts
         self.not_found_delays = tuple(not_found_delays)
-        self.auth_retry_delay = auth_retry_delay
         self._not_codes = _Remembered(_REMEMBERED)  # ids already logged as not Qualio codes
         self._missing = _Remembered(_REMEMBERED)  # codes Qualio did not have after every attempt
 
@@ -107,11 +103,9 @@ class QualioEnricher:
             log.info("not enriched from Qualio: %s %s; synced from the webhook payload alone", nc_id, why,
                      extra={"nc_id": nc_id})
 
-    def _auth_fault(self, exc: QualioAuthError) -> RetryLater:
-        signal = RetryLater(f"Qualio refused the API key ({exc.status}): {exc.message}",
-                            delay=self.auth_retry_delay, count_attempt=False)
-        signal.installation_fault = INSTALLATION_FAULT_AUTH  # type: ignore[attr-defined]
-        return signal
+    @staticmethod
+    def _auth_fault(exc: QualioAuthError) -> InstallationFault:
+        return InstallationFault(f"Qualio refused the API key ({exc.status}): {exc.message}")
 
 
 class _Remembered:

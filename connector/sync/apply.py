@@ -53,7 +53,7 @@ class SyncResult:
 class Enricher(Protocol):
     """Optional: the NC's current record from Qualio (see connector.qualio.enrich)."""
 
-    def fetch(self, nc_id: str) -> dict[str, Any]: ...
+    def fetch(self, nc_id: str, attempt: int = 1) -> dict[str, Any]: ...
 
 
 class Syncer:
@@ -145,7 +145,7 @@ class Syncer:
                 finish(conn, claim, DeliveryStatus.IGNORED, link.jira_key)
             return SyncResult(link.jira_key, False, 0, 0)
         if self.enricher is not None:  # fills what the deliveries left out, never overwrites newer values
-            merge_record(snapshot, self.enricher.fetch(claim.nc_id))
+            merge_record(snapshot, self.enricher.fetch(claim.nc_id, attempt=claim.attempts + 1))
         snapshot.state["ncId"] = claim.nc_id
         plan = plan_sync(self.mapping, snapshot, link.fields_hash, link.remote_link_hash,
                          links.posted_comment_keys(self.engine, claim.nc_id), self.resolver)

@@ -14,6 +14,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from connector import metrics
 from connector.clock import utcnow
 from connector.jira.gateway import JiraError
 from connector.sync import links
@@ -60,8 +61,10 @@ def ensure_issue(run: SyncRun, link: Link, label: str, create_fields: dict[str, 
 
 def adopt(run: SyncRun, found: list[str]) -> None:
     if len(found) > 1:
-        log.warning("several Jira issues carry the marker label; adopting the oldest",
-                    extra={**run.context, "jira_keys": found})
+        log.error("several Jira issues carry the marker label; adopting the oldest, the others need a person",
+                  extra={**run.context, "jira_keys": found})
+        metrics.DUPLICATE_ISSUES.inc()
+        links.record_duplicates(run.engine, run.nc_id, found[1:], run.claim)
     log.info("adopted existing Jira issue", extra={**run.context, "jira_key": found[0]})
     links.mark_linked(run.engine, run.nc_id, found[0], run.claim)
     run.key = found[0]

@@ -97,6 +97,19 @@ def mark_linked(engine: Engine, nc_id: str, jira_key: str, claim: Claim | None =
     _update(engine, nc_id, claim, state="linked", jira_key=jira_key)
 
 
+def record_duplicates(engine: Engine, nc_id: str, others: list[str], claim: Claim | None = None) -> None:
+    """Other issues carry this NC's marker label too (a create repeated after a lost answer, a copy by
+    hand): kept so that `status` and /metrics say so until a person resolves it."""
+    _update(engine, nc_id, claim, duplicate_keys=" ".join(others)[:500] or None)
+
+
+def duplicated(engine: Engine) -> dict[str, str]:
+    """NC id -> the other issues that carry its marker label."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(NcLink.nc_id, NcLink.duplicate_keys).where(NcLink.duplicate_keys.is_not(None)))
+        return {nc_id: keys or "" for nc_id, keys in rows}
+
+
 def record_state(engine: Engine, nc_id: str, nc_state: dict[str, Any], field_times: dict[str, datetime],
                  last_event_at: datetime | None, claim: Claim | None = None) -> None:
     """The NC's merged state and each field's event time: what later deliveries are compared against."""

@@ -9,8 +9,8 @@ import pytest
 import responses
 
 from connector.qualio.client import is_event_code
-from connector.qualio.enrich import INSTALLATION_FAULT_AUTH, QualioEnricher
-from connector.sync.errors import Permanent, RetryLater
+from connector.qualio.enrich import QualioEnricher
+from connector.sync.errors import InstallationFault, Permanent, RetryLater
 from tests.qualio.support import EVENT_PATH, KEY, FakeClock, answer, assert_requests, fixture, make_client, spec
 
 LOGGER = "connector.qualio.enrich"
@@ -150,21 +150,18 @@ def test_bad_options_are_refused(clock: FakeClock, options: dict[str, object]) -
 
 def test_403_is_an_installation_fault_not_an_attempt(rsps: responses.RequestsMock, clock: FakeClock) -> None:
     answer(rsps, "NCR-12", 403, fixture("error_403"))
-    signal = retry(enricher(clock), "NCR-12", attempt=1)
-    assert type(signal) is RetryLater
-    assert signal.installation_fault == INSTALLATION_FAULT_AUTH == "qualio-auth"  # type: ignore[attr-defined]
-    assert (signal.count_attempt, signal.delay) == (False, 300.0)
-    assert str(signal) == ("Qualio refused the API key (403): User is not authorized to access this resource "
-                           "with an explicit deny")
+    with pytest.raises(InstallationFault) as caught:
+        enricher(clock).fetch("NCR-12", attempt=1)
+    assert str(caught.value) == ("Qualio refused the API key (403): User is not authorized to access this "
+                                 "resource with an explicit deny")
     assert_requests(rsps, ["NCR-12"])
 
 
 def test_401_is_the_same_fault_and_the_key_is_not_shown(rsps: responses.RequestsMock, clock: FakeClock) -> None:
     rsps.get("https://api.qualio.com/v1/events/events/NCR-12", status=401, json={"message": f"bad key {KEY}"})
-    signal = retry(enricher(clock, auth_retry_delay=60.0), "NCR-12")
-    assert (signal.installation_fault, signal.count_attempt, signal.delay) == (  # type: ignore[attr-defined]
-        "qualio-auth", False, 60.0)
-    assert KEY not in str(signal) and signal.__suppress_context__
+    with pytest.raises(InstallationFault) as caught:
+        enricher(clock).fetch("NCR-12")
+    assert "(401)" in str(caught.value) and KEY not in str(caught.value) and caught.value.__suppress_context__
 
 
 # -- the rest --------------------------------------------------------------------------------------

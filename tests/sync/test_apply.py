@@ -404,3 +404,18 @@ def test_a_lock_that_stays_taken_is_a_retry_that_costs_no_attempt(engine, db_url
         row = conn.execute(select(Delivery)).one()
     assert row.status == "queued" and row.attempts == 0 and "not free" in row.last_error
     assert jira.calls == []
+
+
+def test_several_issues_with_one_marker_label_are_said_loudly(engine, worker, jira, db_url, caplog):
+    from click.testing import CliRunner
+
+    from connector.ops.cli import main
+
+    first = jira.create_issue({"summary": "made by hand", "labels": ["qualio-nc-NCR-12"]})
+    second = jira.create_issue({"summary": "a copy", "labels": ["qualio-nc-NCR-12"]})
+    deliver(engine, load_fixture("nc_created"))
+    drain(worker)
+    assert links.get(engine, "NCR-12").jira_key == first and len(jira.issues) == 2
+    assert any(r.levelname == "ERROR" and "several Jira issues" in r.getMessage() for r in caplog.records)
+    status = CliRunner().invoke(main, ["status"], env={"NC_CONNECTOR_DATABASE_URL": db_url})
+    assert f"SEVERAL ISSUES carry the label of NCR-12: linked to one, also {second}" in status.output

@@ -155,3 +155,17 @@ def _mapping_path():
 
 def _mapping():
     return load_mapping(_mapping_path(), "QA")
+
+
+def test_qualios_key_refused_pauses_every_worker_too(engine, worker, jira):
+    from connector.sync.errors import InstallationFault
+
+    class RefusedKey:
+        def fetch(self, nc_id: str, attempt: int = 1) -> dict:
+            raise InstallationFault("Qualio refused the API key (403): explicit deny")
+
+    worker.syncer.enricher = RefusedKey()
+    deliver(engine, nc(1))
+    worker.run_once()
+    assert "Qualio refused the API key" in throttles.fault(engine).reason
+    assert attempts(engine) == [0] and jira.writes() == [] and worker.run_once() is False

@@ -200,7 +200,7 @@ class StaticEnricher:
     def __init__(self, record: dict[str, Any]) -> None:
         self.record = record
 
-    def fetch(self, nc_id: str) -> dict[str, Any]:
+    def fetch(self, nc_id: str, attempt: int = 1) -> dict[str, Any]:
         return dict(self.record)
 
 
