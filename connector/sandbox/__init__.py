@@ -74,6 +74,7 @@ Control API (not under /rest, never logged, never faulted):
             "method": "POST",                 # default "*"
             "path": "/rest/api/2/issue"},     # fnmatch glob on the path, default "*"
            {"kind": "unavailable", ...},      # or "503": answer 503 (+ Retry-After)
+           {"kind": "unauthorized", ...},     # or "401": answer 401, as Jira does once a token expired
            {"kind": "drop", ...},             # close the connection without an answer, request not applied
            {"kind": "drop_after", ...},       # apply the request, then close without an answer
            {"kind": "slow", "seconds": 30}],  # wait, then answer normally (the write still happens)

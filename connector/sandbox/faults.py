@@ -14,8 +14,8 @@ from typing import Any
 
 from connector.sandbox.errors import JsonDict
 
-FAULT_KINDS = ("rate_limit", "unavailable", "drop", "drop_after", "slow")
-FAULT_ALIASES = {"429": "rate_limit", "503": "unavailable"}
+FAULT_KINDS = ("rate_limit", "unavailable", "drop", "drop_after", "slow", "unauthorized")
+FAULT_ALIASES = {"429": "rate_limit", "503": "unavailable", "401": "unauthorized"}
 
 
 @dataclass
@@ -63,7 +63,7 @@ class Fault:
 
     @property
     def status(self) -> int | None:
-        return {"rate_limit": 429, "budget": 429, "unavailable": 503}.get(self.kind)
+        return {"rate_limit": 429, "budget": 429, "unavailable": 503, "unauthorized": 401}.get(self.kind)
 
 
 def parse_fault_rule(spec: Any) -> FaultRule:

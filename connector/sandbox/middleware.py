@@ -104,12 +104,14 @@ def logged_body(environ: WSGIEnvironment) -> Any:
 
 
 def refusal(fault: Fault, now: float) -> Response:
-    """The 429 or 503 answer for `fault`, with Retry-After and (for 429) Jira Cloud's X-RateLimit headers."""
+    """The 429, 503 or 401 answer for `fault`, with Retry-After (not on a 401) and (for 429) Jira Cloud's
+    X-RateLimit headers. A 401 is what Jira answers once the connector's token has expired."""
     status_code = fault.status or 503
-    message = "Rate limit exceeded." if status_code == 429 else "Service Unavailable"
+    message = {429: "Rate limit exceeded.", 401: "Client must be authenticated to access this resource."}.get(
+        status_code, "Service Unavailable")
     response = Response(json.dumps({"errorMessages": [message], "errors": {}}), status=status_code,
                         mimetype="application/json")
-    if fault.retry_after is not None:
+    if fault.retry_after is not None and status_code != 401:
         response.headers["Retry-After"] = str(fault.retry_after)
     if status_code == 429:
         limit, window = fault.limit or 100, int(fault.window or 60)
