@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -103,3 +104,16 @@ def head_revision() -> str | None:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def now(bind: Engine | Connection) -> datetime:
+    """The database's clock (aware UTC): leases, pauses and search-lag deadlines are read and set against
+    it, so hosts whose clocks differ still agree. SQLite is on one host: its clock is this one."""
+    if bind.dialect.name != "postgresql":
+        return datetime.now(UTC)
+    if isinstance(bind, Connection):
+        value = bind.execute(text("SELECT now()")).scalar_one()
+    else:
+        with bind.connect() as conn:
+            value = conn.execute(text("SELECT now()")).scalar_one()
+    return value.astimezone(UTC)  # type: ignore[no-any-return]

@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from connector import db
 from connector.clock import utcnow
 from connector.models import Throttle
 
@@ -26,8 +27,8 @@ def pause(engine: Engine, name: str, seconds: float) -> None:
 
 def pause_all(engine: Engine, pauses: Mapping[str, float]) -> None:
     """`pause` for each name, in one transaction. A pause is only ever lengthened, never shortened."""
-    now = utcnow()
     with engine.begin() as conn:
+        now = db.now(conn)
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         for name, seconds in pauses.items():
             not_before = now + timedelta(seconds=seconds)
@@ -42,15 +43,16 @@ def paused_for(bind: Engine | Connection, name: str) -> float:
 
 
 def throttled(bind: Engine | Connection, *names: str) -> dict[str, float]:
-    """Seconds left on each named pause (0 for none), read in one query (on `bind` if a connection)."""
-    query = select(Throttle.name, Throttle.not_before).where(Throttle.name.in_(names))
+    """Seconds left on each named pause (0 for none), read in one query (on `bind` if a connection), against
+    the database's clock: on PostgreSQL it is read in the same query."""
+    clock = func.now() if bind.dialect.name == "postgresql" else literal(None)
+    query = select(Throttle.name, Throttle.not_before, clock).where(Throttle.name.in_(names))
     if isinstance(bind, Connection):
         rows = bind.execute(query).all()
     else:
         with bind.connect() as conn:
             rows = conn.execute(query).all()
-    now = utcnow()
-    found = {name: max(0.0, (not_before - now).total_seconds()) for name, not_before in rows}
+    found = {name: max(0.0, (not_before - (now or utcnow())).total_seconds()) for name, not_before, now in rows}
     return {name: found.get(name, 0.0) for name in names}
 
 
@@ -66,8 +68,8 @@ class Fault:
 
 def record_fault(engine: Engine, reason: str, base: float, cap: float) -> float:
     """Pause every worker for a fault of the installation; the wait doubles per strike up to `cap`. Returns it."""
-    now = utcnow()
     with engine.begin() as conn:
+        now = db.now(conn)
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         conn.execute(dialect.insert(Throttle).values(name=INSTALLATION, not_before=now, strikes=0)
                      .on_conflict_do_nothing())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from connector.clock import utcnow
+from connector import db
 from connector.jira.gateway import JiraError
 from connector.sync import links
 from connector.sync.errors import RetryLater
@@ -32,7 +32,7 @@ def post_comments(run: SyncRun, comments: tuple[PlannedComment, ...], search_lag
             links.record_comment(run.engine, run.nc_id, comment.key, already[marker], run.claim)
             continue
         if comment.key in uncertain:
-            wait = (uncertain[comment.key] + timedelta(seconds=search_lag) - utcnow()).total_seconds()
+            wait = (uncertain[comment.key] + timedelta(seconds=search_lag) - db.now(run.engine)).total_seconds()
             if wait > 0:  # that post may still land: do not post a second copy yet
                 raise RetryLater("an earlier comment post may still land in Jira; waiting", delay=wait,
                                  count_attempt=False)

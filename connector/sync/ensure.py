@@ -14,8 +14,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from connector import metrics
-from connector.clock import utcnow
+from connector import db, metrics
 from connector.jira.gateway import JiraError
 from connector.sync import links
 from connector.sync.errors import Permanent, RetryLater
@@ -37,7 +36,7 @@ def ensure_issue(run: SyncRun, link: Link, label: str, create_fields: dict[str, 
         adopt(run, found)
         return False
     if link.state == "creating" and link.create_started_at is not None:
-        wait = (link.create_started_at + timedelta(seconds=search_lag) - utcnow()).total_seconds()
+        wait = (link.create_started_at + timedelta(seconds=search_lag) - db.now(run.engine)).total_seconds()
         if wait > 0:
             # A create was sent and its outcome is unknown; Jira's search may not show it yet.
             raise RetryLater("an earlier create may exist in Jira; waiting out the search lag",

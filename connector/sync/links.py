@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from connector import db
 from connector.clock import utcnow
 from connector.jira.workflow import StatusRef
 from connector.models import CommentLink, Delivery, NcLink
@@ -82,7 +83,7 @@ def get(engine: Engine, nc_id: str) -> Link | None:
 
 def mark_creating(engine: Engine, nc_id: str, claim: Claim | None = None) -> None:
     """Committed before the create call: from now on a create may exist in Jira."""
-    _update(engine, nc_id, claim, state="creating", create_started_at=utcnow())
+    _update(engine, nc_id, claim, state="creating", create_started_at=db.now(engine))  # search-lag deadline
 
 
 def mark_not_created(engine: Engine, nc_id: str) -> None:
@@ -192,9 +193,9 @@ def uncertain_comments(engine: Engine, nc_id: str) -> dict[str, datetime]:
 
 def reserve_comment(engine: Engine, nc_id: str, key: str, claim: Claim | None = None) -> None:
     """Committed before the comment is posted (like mark_creating, for comments); stamps when."""
-    now = utcnow()
     with engine.begin() as conn:
         _hold(conn, claim)
+        now = db.now(conn)  # a search-lag deadline: the database's clock
         _insert_ignore(conn, CommentLink, nc_id=nc_id, comment_key=key, created_at=now)
         conn.execute(update(CommentLink).where(CommentLink.nc_id == nc_id, CommentLink.comment_key == key,
                                                CommentLink.jira_comment_id.is_(None)).values(created_at=now))

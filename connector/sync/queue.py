@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from connector import db
 from connector.clock import utcnow
 from connector.models import WAITING, Delivery, DeliveryStatus
 
@@ -85,7 +86,7 @@ def claim_next(engine: Engine, worker_id: str, lease_seconds: float) -> Claim | 
     skipped: list[str] = []
     for _ in range(20):  # bounded: NCs locked by other workers this instant are skipped
         with engine.begin() as conn:
-            now = utcnow()
+            now = db.now(conn)
             query = (select(Delivery.nc_id)
                      .where(_claimable(now, worker_id), ~_unavailable(Delivery.nc_id, now, worker_id))
                      .order_by(Delivery.id).limit(1))
@@ -155,10 +156,10 @@ def retry_later(engine: Engine, claim: Claim, error: str, delay: float, max_atte
     `max_attempts` failures, and received more than `retry_span` seconds ago) is buried instead. An attempt
     not counted never spends a budget. Returns how many became dead letters."""
     step = 1 if count_attempt else 0
-    now = utcnow()
-    spent = and_(Delivery.attempts + 1 >= max_attempts,
-                 Delivery.received_at <= now - timedelta(seconds=retry_span)) if count_attempt else false()
     with engine.begin() as conn:
+        now = db.now(conn)
+        spent = and_(Delivery.attempts + 1 >= max_attempts,
+                     Delivery.received_at <= now - timedelta(seconds=retry_span)) if count_attempt else false()
         conn.execute(
             update(Delivery).where(held(claim))
             .values(status=case((spent, DeliveryStatus.DEAD), else_=DeliveryStatus.QUEUED),
@@ -171,10 +172,11 @@ def retry_later(engine: Engine, claim: Claim, error: str, delay: float, max_atte
 
 
 def renew(engine: Engine, claim: Claim, lease_seconds: float) -> bool:
-    """Extend our lease before a Jira write; False when another worker has taken the NC over."""
+    """Extend our lease (by the database's clock) before a Jira call; False when another worker has taken the
+    NC over."""
     with engine.begin() as conn:
         renewed = conn.execute(update(Delivery).where(held(claim))
-                               .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))).rowcount
+                               .values(lease_expires_at=db.now(conn) + timedelta(seconds=lease_seconds))).rowcount
     return bool(renewed)
 
 
@@ -197,7 +199,7 @@ def replay(engine: Engine, ids: Sequence[int] = (), all_dead: bool = False) -> i
     with engine.begin() as conn:
         return conn.execute(
             update(Delivery).where(condition)
-            .values(status=DeliveryStatus.QUEUED, attempts=0, next_attempt_at=utcnow(), finished_at=None)
+            .values(status=DeliveryStatus.QUEUED, attempts=0, next_attempt_at=db.now(conn), finished_at=None)
         ).rowcount
 
 
@@ -208,7 +210,7 @@ def requeue_nc(engine: Engine, nc_id: str) -> int:
     with engine.begin() as conn:
         return conn.execute(
             update(Delivery).where(Delivery.nc_id == nc_id, Delivery.status.in_(finished))
-            .values(status=DeliveryStatus.QUEUED, attempts=0, next_attempt_at=utcnow(), finished_at=None)
+            .values(status=DeliveryStatus.QUEUED, attempts=0, next_attempt_at=db.now(conn), finished_at=None)
         ).rowcount
 
 

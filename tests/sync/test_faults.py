@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
@@ -157,8 +158,11 @@ def _mapping():
     return load_mapping(_mapping_path(), "QA")
 
 
-def test_qualios_key_refused_pauses_every_worker_too(engine, worker, jira):
+def test_qualios_key_refused_pauses_every_worker_too(engine, jira, db_url):
     from connector.sync.errors import InstallationFault
+
+    settings = make_settings(db_url, NC_CONNECTOR_RETRY_BASE="10s")
+    worker = Worker(engine, settings, Syncer(engine, jira, _mapping(), settings.jira_search_lag))
 
     class RefusedKey:
         def fetch(self, nc_id: str, attempt: int = 1) -> dict:
@@ -169,3 +173,21 @@ def test_qualios_key_refused_pauses_every_worker_too(engine, worker, jira):
     worker.run_once()
     assert "Qualio refused the API key" in throttles.fault(engine).reason
     assert attempts(engine) == [0] and jira.writes() == [] and worker.run_once() is False
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite lives on one host: its clock
+def test_pauses_and_leases_follow_the_database_clock_not_this_hosts(engine, db_url, monkeypatch):
+    """On PostgreSQL a host whose clock is an hour fast still sees a 30 s pause as 30 s and a 60 s lease as 60 s."""
+    fast = utcnow() + timedelta(hours=1)
+    monkeypatch.setattr("connector.throttles.utcnow", lambda: fast)
+    monkeypatch.setattr("connector.sync.queue.utcnow", lambda: fast)
+    throttles.pause(engine, "jira", 30)
+    assert 25 < throttles.paused_for(engine, "jira") <= 30
+    deliver(engine, nc(1))
+    from connector.sync import queue
+
+    claim = queue.claim_next(engine, "w1", 60)
+    with engine.connect() as conn:
+        lease = conn.execute(select(Delivery.lease_expires_at)).scalar_one()
+    assert abs((lease - utcnow()).total_seconds() - 60) < 5  # not an hour and a minute away
+    assert queue.renew(engine, claim, 60)
