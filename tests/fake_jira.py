@@ -166,6 +166,17 @@ class FakeJira:
     def check_project(self, project: str, issue_type: str) -> list[str]:
         return []
 
+    def newest_issue(self, project: str) -> str | None:
+        """The newest issue the search index shows (none while search_visible is False)."""
+        self._enter("newest_issue", project)
+        keys = [k for k in self.issues if k.split("-", 1)[0] == project] if self.search_visible else []
+        return max(keys, key=lambda k: int(k.split("-", 1)[1]), default=None)
+
+    def issue_labels(self, key: str) -> list[str] | None:
+        self._enter("issue_labels", key)
+        issue = self.issues.get(self.moved.get(key, key))
+        return None if issue is None else list(issue.fields.get("labels", []))
+
     def permission_problems(self, project: str) -> list[str]:
         self._enter("permission_problems", project)
         return list(self.missing_permissions)

@@ -79,6 +79,10 @@ class JiraGateway(Protocol):
 
     def permission_problems(self, project: str) -> list[str]: ...
 
+    def newest_issue(self, project: str) -> str | None: ...
+
+    def issue_labels(self, key: str) -> list[str] | None: ...
+
 
 class JiraClientGateway(IssueCalls, SearchCalls, ProjectCalls):
     """``JiraGateway`` over ``jira.JIRA`` (REST v2), with client retries off and explicit timeouts.

@@ -71,6 +71,18 @@ class IssueCalls(JiraClient):
             raise JiraError(f"unexpected answer to GET {path}: no transitions", status=200, retryable=True)
         return raw
 
+    def issue_labels(self, key: str) -> list[str] | None:
+        """The labels of issue `key`, None when Jira has no such issue (404). Reading an issue by key is
+        consistent at once, unlike the search index."""
+        try:
+            data = self._json("issue_labels", "GET", f"issue/{path_segment(key)}", dict, params={"fields": "labels"})
+        except JiraError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        labels = (data.get("fields") or {}).get("labels")
+        return [str(label) for label in labels] if isinstance(labels, list) else []
+
     def transition_issue(self, key: str, transition_id: str, fields: dict[str, Any] | None = None) -> None:
         """Run a transition; ``fields`` fill its screen (``{"resolution": {"name": "Fixed"}}``), in
         the shape an edit takes. None or {} sends no ``fields``."""

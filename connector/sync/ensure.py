@@ -23,6 +23,11 @@ from connector.sync.steps import SyncRun, not_this_steps
 
 log = logging.getLogger(__name__)
 
+# After a lost create answer: numbers in a row that must not exist before we stop reading keys (a deleted or
+# moved issue leaves a gap), and how many keys at most (a busy project may have many newer issues).
+PROBE_MISSES = 3
+PROBE_LIMIT = 50
+
 
 def ensure_issue(run: SyncRun, link: Link, label: str, create_fields: dict[str, Any],
                  search_lag: float) -> bool:
@@ -35,12 +40,18 @@ def ensure_issue(run: SyncRun, link: Link, label: str, create_fields: dict[str, 
     if found:
         adopt(run, found)
         return False
+    project = create_fields["project"]["key"]
     if link.state == "creating" and link.create_started_at is not None:
         wait = (link.create_started_at + timedelta(seconds=search_lag) - db.now(run.engine)).total_seconds()
         if wait > 0:
             # A create was sent and its outcome is unknown; Jira's search may not show it yet.
             raise RetryLater("an earlier create may exist in Jira; waiting out the search lag",
                              delay=wait, count_attempt=False)
+        # Jira Cloud's search has no bounded lag: ask for the keys after the newest one it shows, by key.
+        probed = probe_keys(run, project, label)
+        if probed:
+            adopt(run, [probed])
+            return False
     try:
         with run.call() as jira:
             links.mark_creating(run.engine, run.nc_id, run.claim)  # only once the call is sure to be made
@@ -56,6 +67,29 @@ def ensure_issue(run: SyncRun, link: Link, label: str, create_fields: dict[str, 
     run.wrote(f"created {key}")
     log.info("created Jira issue", extra={**run.context, "jira_key": key})
     return True
+
+
+def probe_keys(run: SyncRun, project: str, label: str) -> str | None:
+    """After a create whose answer was lost: read the issues numbered after the newest the search index shows,
+    one by one (reading by key is consistent at once), until PROBE_MISSES numbers in a row do not exist; the
+    key of the one carrying our label, if any."""
+    with run.call() as jira:
+        newest = jira.newest_issue(project)
+    number = int(newest.rsplit("-", 1)[1]) + 1 if newest else 1
+    misses = 0
+    for _ in range(PROBE_LIMIT):
+        key = f"{project}-{number}"
+        with run.call() as jira:
+            labels = jira.issue_labels(key)
+        if labels is not None and label in labels:
+            log.warning("found a create whose answer was lost by reading its key (the search had not shown it)",
+                        extra={**run.context, "jira_key": key})
+            return key
+        misses = misses + 1 if labels is None else 0
+        if misses == PROBE_MISSES:
+            return None
+        number += 1
+    return None
 
 
 def adopt(run: SyncRun, found: list[str]) -> None:

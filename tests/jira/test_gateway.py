@@ -54,6 +54,7 @@ def test_spec_checker_catches_bad_bodies() -> None:
     ("search_server", "SearchResults"),
     ("remotelink_201", "RemoteIssueLinkIdentifies"),
     ("issue_nc_24_status_transitions", "IssueBean"),
+    ("issue_nc_24_labels", "IssueBean"),
     ("server_info_cloud", "ServerInformation"),
     ("mypermissions_all", "Permissions"),
     ("createmeta_bug", "PageOfCreateMetaIssueTypeWithField"),

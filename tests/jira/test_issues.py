@@ -54,6 +54,17 @@ def test_update_issue_puts_fields(rsps: responses.RequestsMock) -> None:
     check_request(call, "PUT", f"{API}issue/NC-24", body={"fields": fields})
 
 
+def test_issue_labels_reads_one_issue_by_key_and_says_none_for_a_404(rsps: responses.RequestsMock) -> None:
+    rsps.get(f"{CLOUD}{API}issue/NC-24", json=fixture("issue_nc_24_labels"))
+    rsps.get(f"{CLOUD}{API}issue/NC-25", json=fixture("error_404_issue"), status=404)
+    gateway = cloud_gateway()
+    assert gateway.issue_labels("NC-24") == ["qualio", LABEL]
+    assert gateway.issue_labels("NC-25") is None
+    first, second = rsps.calls
+    check_request(first, "GET", f"{API}issue/NC-24", query={"fields": ["labels"]})
+    check_request(second, "GET", f"{API}issue/NC-25", query={"fields": ["labels"]})
+
+
 def test_add_comment_returns_its_id(rsps: responses.RequestsMock) -> None:
     rsps.post(f"{CLOUD}{API}issue/NC-24/comment", json=fixture("comment_201"), status=201)
     assert cloud_gateway().add_comment("NC-24", "Qualio: status changed to closed.") == "10010"

@@ -419,3 +419,18 @@ def test_several_issues_with_one_marker_label_are_said_loudly(engine, worker, ji
     assert any(r.levelname == "ERROR" and "several Jira issues" in r.getMessage() for r in caplog.records)
     status = CliRunner().invoke(main, ["status"], env={"NC_CONNECTOR_DATABASE_URL": db_url})
     assert f"SEVERAL ISSUES carry the label of NCR-12: linked to one, also {second}" in status.output
+
+
+def test_a_lost_create_the_search_never_shows_is_found_by_reading_its_key(engine, worker, jira):
+    """Jira Cloud's search has no bounded lag: past the search-lag window the next keys are read one by one."""
+    jira.create_issue({"summary": "someone else's", "labels": []})  # QA-1, indexed
+    deliver(engine, load_fixture("nc_created"))
+    jira.lose_answer.add("create_issue")
+    drain(worker, rounds=1)  # created QA-2, the answer lost
+    jira.search_visible = False  # and the index never catches up
+    with engine.begin() as conn:
+        conn.execute(update(NcLink).values(create_started_at=utcnow() - timedelta(seconds=61)))
+    drain(worker)
+    assert sorted(jira.issues) == ["QA-1", "QA-2"] and links.get(engine, "NCR-12").jira_key == "QA-2"
+    assert statuses(engine) == ["done"]
+    assert ("issue_labels", "QA-1") in jira.calls and ("issue_labels", "QA-2") in jira.calls
