@@ -6,7 +6,16 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.jira.gateway import FieldInfo, IssueState, JiraError, Pressure, ScreenField, StatusRef, Transition
+from connector.jira.gateway import (
+    FieldInfo,
+    IssueState,
+    JiraError,
+    PostedComment,
+    Pressure,
+    ScreenField,
+    StatusRef,
+    Transition,
+)
 
 STATUSES = {  # status name -> (id, statusCategory key), as Jira Cloud's simplified workflow has them
     "To Do": ("10000", "new"),
@@ -52,6 +61,8 @@ class FakeJira:
         self.screens: dict[str, tuple[ScreenField, ...]] = {}
         self.workflow = dict(WORKFLOW)  # a test may give the project another workflow
         self.missing_permissions: list[str] = []  # what permission_problems() reports
+        self.keeps_comment_properties = True  # False: a Jira that drops comment properties (the marker must do)
+        self.comment_properties: dict[str, str] = {}  # comment id -> our commentKey property
         self.field_list = [FieldInfo("customfield_10010", "Severity", "option", None)]  # GET /field
         self.transition_fields: list[tuple[str, str, dict[str, Any]]] = []  # (key, transition id, fields sent)
         self.moved: dict[str, str] = {}  # old key -> new key: a person moved the issue (see move())
@@ -136,16 +147,21 @@ class FakeJira:
         issue.fields.update(sent)
         issue.status = to
 
-    def add_comment(self, key: str, body: str) -> str:
+    def add_comment(self, key: str, body: str, comment_key: str = "") -> str:
         self._enter("add_comment", key)
         comment_id = str(1000 + next(self._ids))
         self._issue(key).comments.append((comment_id, body))
+        if comment_key and self.keeps_comment_properties:
+            self.comment_properties[comment_id] = comment_key
         self._maybe_lose("add_comment")
         return comment_id
 
-    def comments(self, key: str) -> list[tuple[str, str]]:
+    def comments(self, key: str) -> list[PostedComment]:
         self._enter("comments", key)
-        return list(self._issue(key).comments) if self.comments_visible else []
+        if not self.comments_visible:
+            return []
+        keys = self.comment_properties
+        return [PostedComment(cid, body, keys.get(cid, "")) for cid, body in self._issue(key).comments]
 
     def upsert_remote_link(self, key: str, link: dict[str, Any]) -> None:
         self._enter("upsert_remote_link", key)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from connector.jira.client import MAX_PAGES, PAGE_SIZE, IssueState, JiraError, ScreenField, StatusRef, Transition
 from connector.jira.field_shapes import FieldInfo
-from connector.jira.issues import IssueCalls
+from connector.jira.issues import IssueCalls, PostedComment
 from connector.jira.pressure import Pressure
 from connector.jira.project import REQUIRED_PERMISSIONS, ProjectCalls
 from connector.jira.search import SearchCalls
@@ -35,6 +35,7 @@ __all__ = [
     "JiraClientGateway",
     "JiraError",
     "JiraGateway",
+    "PostedComment",
     "Pressure",
     "ScreenField",
     "StatusRef",
@@ -65,9 +66,9 @@ class JiraGateway(Protocol):
 
     def transition_issue(self, key: str, transition_id: str, fields: dict[str, Any] | None = None) -> None: ...
 
-    def add_comment(self, key: str, body: str) -> str: ...
+    def add_comment(self, key: str, body: str, comment_key: str = "") -> str: ...
 
-    def comments(self, key: str) -> list[tuple[str, str]]: ...
+    def comments(self, key: str) -> list[PostedComment]: ...
 
     def upsert_remote_link(self, key: str, link: dict[str, Any]) -> None: ...
 

@@ -10,7 +10,7 @@ the new issue is an unknown outcome, for the worker to resolve by searching.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from connector.http_api import json_or_none
 from connector.jira.client import (
@@ -25,7 +25,15 @@ from connector.jira.client import (
     path_segment,
 )
 
-__all__ = ["IssueCalls"]
+__all__ = ["COMMENT_PROPERTY", "IssueCalls", "PostedComment"]
+
+COMMENT_PROPERTY = "nc-connector"
+
+
+class PostedComment(NamedTuple):
+    id: str
+    body: str
+    comment_key: str  # from our property; "" when the comment has none (or Jira sent no properties)
 
 
 class IssueCalls(JiraClient):
@@ -92,23 +100,28 @@ class IssueCalls(JiraClient):
             body["fields"] = fields
         self._send("transition_issue", "POST", f"issue/{path_segment(key)}/transitions", body=body)
 
-    def add_comment(self, key: str, body: str) -> str:
-        """Add a plain-text (v2, wiki markup) comment; returns its id."""
-        data = self._json("add_comment", "POST", f"issue/{path_segment(key)}/comment", dict, body={"body": body})
+    def add_comment(self, key: str, body: str, comment_key: str = "") -> str:
+        """Add a plain-text (v2, wiki markup) comment; returns its id. With `comment_key`, the comment carries
+        it as the property `nc-connector` (`{"commentKey": ...}`): how a post whose answer was lost is found
+        again, whatever Jira did to the text (Cloud's v2 bodies round-trip through ADF)."""
+        payload: dict[str, Any] = {"body": body}
+        if comment_key:
+            payload["properties"] = [{"key": COMMENT_PROPERTY, "value": {"commentKey": comment_key}}]
+        data = self._json("add_comment", "POST", f"issue/{path_segment(key)}/comment", dict, body=payload)
         if not data.get("id"):
             raise JiraError("Jira accepted the comment but its answer has no comment id",
                             status=201, retryable=True, outcome_unknown=True)
         return str(data["id"])
 
-    def comments(self, key: str) -> list[tuple[str, str]]:
-        """(id, body) of every comment on the issue, oldest first (v2 bodies are plain strings)."""
-        found: list[tuple[str, str]] = []
+    def comments(self, key: str) -> list[PostedComment]:
+        """Every comment on the issue, oldest first (v2 bodies are plain strings), with our property if set."""
+        found: list[PostedComment] = []
         for _ in range(MAX_PAGES):
-            params = {"startAt": len(found), "maxResults": PAGE_SIZE, "orderBy": "created"}
+            params = {"startAt": len(found), "maxResults": PAGE_SIZE, "orderBy": "created", "expand": "properties"}
             page = self._json("comments", "GET", f"issue/{path_segment(key)}/comment", dict, params=params)
             batch = [c for c in page.get("comments") or [] if isinstance(c, dict)]
-            found += [(str(c.get("id", "")), c["body"] if isinstance(c.get("body"), str) else str(c.get("body", "")))
-                      for c in batch]
+            found += [PostedComment(str(c.get("id", "")), c["body"] if isinstance(c.get("body"), str)
+                                    else str(c.get("body", "")), _comment_key(c)) for c in batch]
             if not batch or len(found) >= int(page.get("total") or 0):
                 break
         return found
@@ -156,6 +169,14 @@ def _allowed_name(value: Any) -> str:
                 return str(value[part])
         return ""
     return "" if value is None else str(value)
+
+
+def _comment_key(comment: dict[str, Any]) -> str:
+    """The commentKey of our property on a comment, "" when absent (an absent expansion is not "none")."""
+    for prop in comment.get("properties") or []:
+        if isinstance(prop, dict) and prop.get("key") == COMMENT_PROPERTY and isinstance(prop.get("value"), dict):
+            return str(prop["value"].get("commentKey") or "")
+    return ""
 
 
 def _normalise_create(fields: dict[str, Any]) -> dict[str, Any]:

@@ -21,17 +21,30 @@ class Comments:
     def __init__(self, store: IssueStore) -> None:
         self.store = store
 
-    def add(self, ref: str, body: Any, actor: str, visibility: Any = None) -> tuple[Issue, Comment]:
+    def add(self, ref: str, body: Any, actor: str, visibility: Any = None,
+            properties: Any = None) -> tuple[Issue, Comment]:
         store = self.store
         with store.lock:
             issue = store.find(ref)
             text = comment_body(body)
             if visibility is not None and not isinstance(visibility, dict):
                 raise JiraError(400, [], {"visibility": "'visibility' must be an object."})
+            props = entity_properties(properties)
             now = store.clock()
             comment = store.append_comment(issue, text, actor, visibility, now)
+            comment.properties = props
             store.touch(issue, now)
             return copy.deepcopy(issue), copy.deepcopy(comment)
+
+
+def entity_properties(raw: Any) -> list[JsonDict]:
+    """Entity properties given on create (`[{"key": "...", "value": {...}}]`), checked as Jira checks them."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(p, dict) and isinstance(p.get("key"), str) and p["key"]
+                                            and len(p["key"]) <= 255 and "value" in p for p in raw):
+        raise JiraError(400, ["Each property needs a key (1 to 255 characters) and a value."])
+    return [{"key": p["key"], "value": copy.deepcopy(p["value"])} for p in raw]
 
 
 class RemoteLinks:

@@ -37,6 +37,7 @@ class Comment:
     created: float
     updated: float
     visibility: JsonDict | None = None
+    properties: list[JsonDict] = field(default_factory=list)  # entity properties: [{"key", "value"}]
 
 
 @dataclass

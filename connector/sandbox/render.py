@@ -109,19 +109,21 @@ def field_json(spec: FieldSpec) -> JsonDict:
             "clauseNames": [*clauses, *spec.clause_names], "schema": dict(spec.schema)}
 
 
-def comment_json(issue: Issue, comment: Comment) -> JsonDict:
+def comment_json(issue: Issue, comment: Comment, with_properties: bool = False) -> JsonDict:
     author = user_ref(comment.author)
     body: JsonDict = {"self": api(f"issue/{issue.id}/comment/{comment.id}"), "id": comment.id, "author": author,
                       "body": comment.body, "updateAuthor": author, "created": jira_time(comment.created),
                       "updated": jira_time(comment.updated), "jsdPublic": True}
     if comment.visibility is not None:
         body["visibility"] = comment.visibility
+    if with_properties:  # only when asked (expand=properties), as Jira does
+        body["properties"] = comment.properties
     return body
 
 
-def comments_page(issue: Issue, start: int = 0, limit: int | None = None) -> JsonDict:
+def comments_page(issue: Issue, start: int = 0, limit: int | None = None, with_properties: bool = False) -> JsonDict:
     chosen = issue.comments[start:] if limit is None else issue.comments[start:start + limit]
-    return {"comments": [comment_json(issue, c) for c in chosen], "maxResults": len(chosen),
+    return {"comments": [comment_json(issue, c, with_properties) for c in chosen], "maxResults": len(chosen),
             "total": len(issue.comments), "startAt": start}
 
 

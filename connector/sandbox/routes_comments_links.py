@@ -11,18 +11,21 @@ from connector.sandbox.web import API, actor, api, body_object, int_param, no_co
 
 routes = Blueprint("jira_comments_links", __name__, url_prefix=API)
 
+
 @routes.get("/issue/<ref>/comment")
 def get_comments(ref: str) -> ResponseReturnValue:
     issue = sandbox().issue(ref)
     start = int_param(request.args, "startAt", 0)
     limit = int_param(request.args, "maxResults", 5000)
-    return jsonify(comments_page(issue, start, limit))
+    expand = {part.strip() for part in request.args.get("expand", "").split(",")}
+    return jsonify(comments_page(issue, start, limit, "properties" in expand))
 
 
 @routes.post("/issue/<ref>/comment")
 def add_comment(ref: str) -> ResponseReturnValue:
     body = body_object()
-    issue, comment = sandbox().add_comment(ref, body.get("body"), actor(), body.get("visibility"))
+    issue, comment = sandbox().add_comment(ref, body.get("body"), actor(), body.get("visibility"),
+                                           body.get("properties"))
     return jsonify(comment_json(issue, comment)), 201
 
 

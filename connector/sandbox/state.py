@@ -116,8 +116,9 @@ class SandboxState:
     def transition(self, ref: str, body: JsonDict, actor: str) -> Issue:
         return self._workflow.transition(ref, body, actor)
 
-    def add_comment(self, ref: str, body: Any, actor: str, visibility: Any = None) -> tuple[Issue, Comment]:
-        return self._comments.add(ref, body, actor, visibility)
+    def add_comment(self, ref: str, body: Any, actor: str, visibility: Any = None,
+                    properties: Any = None) -> tuple[Issue, Comment]:
+        return self._comments.add(ref, body, actor, visibility, properties)
 
     def upsert_remote_link(self, ref: str, payload: Any) -> tuple[Issue, RemoteLink, bool]:
         """Add a remote link, or update the one with the same globalId; True when it was added."""

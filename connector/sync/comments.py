@@ -1,8 +1,9 @@
 """The comments step: each NC comment posted once, even when a post's answer was lost.
 
-`comment_links` is reserved (committed) before each post; each posted comment ends with a
-`[qualio-comment:<key>]` marker line, so a post whose answer never came is found on the issue
-instead of posted again. A comment Jira refuses for good is a failure of that comment alone.
+`comment_links` is reserved (committed) before each post; each posted comment carries its key as a
+comment property, and ends with a `[qualio-comment:<key>]` marker line as a fallback (a Jira that drops
+properties), so a post whose answer never came is found on the issue instead of posted again. A comment
+Jira refuses for good is a failure of that comment alone.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from connector import db
 from connector.jira.gateway import JiraError
 from connector.sync import links
 from connector.sync.errors import RetryLater
-from connector.sync.plan import PlannedComment, comment_marker
+from connector.sync.plan import PlannedComment
 from connector.sync.steps import SyncRun, not_this_steps, refusal
 
 MARKER_PREFIX = "[qualio-comment:"
@@ -27,9 +28,8 @@ def post_comments(run: SyncRun, comments: tuple[PlannedComment, ...], search_lag
     already = comments_in_jira(run) if uncertain else {}
     posted = 0
     for comment in comments:
-        marker = comment_marker(comment.key)
-        if marker in already:  # an earlier post whose answer we never saw did go through
-            links.record_comment(run.engine, run.nc_id, comment.key, already[marker], run.claim)
+        if comment.key in already:  # an earlier post whose answer we never saw did go through
+            links.record_comment(run.engine, run.nc_id, comment.key, already[comment.key], run.claim)
             continue
         if comment.key in uncertain:
             wait = (uncertain[comment.key] + timedelta(seconds=search_lag) - db.now(run.engine)).total_seconds()
@@ -44,7 +44,7 @@ def post_one(run: SyncRun, comment: PlannedComment) -> int:
     try:
         with run.call() as jira:
             links.reserve_comment(run.engine, run.nc_id, comment.key, run.claim)  # only once the post is sure
-            comment_id = jira.add_comment(run.key, comment.body)
+            comment_id = jira.add_comment(run.key, comment.body, comment.key)
     except JiraError as exc:
         if not exc.outcome_unknown:
             links.forget_comment(run.engine, run.nc_id, comment.key)
@@ -59,12 +59,20 @@ def post_one(run: SyncRun, comment: PlannedComment) -> int:
 
 
 def comments_in_jira(run: SyncRun) -> dict[str, str]:
-    """marker -> comment id for the issue's comments that carry one of our markers."""
+    """comment key -> comment id for the issue's comments that carry our property, or else our marker line."""
     found: dict[str, str] = {}
     with run.call() as jira:
         comments = jira.comments(run.key)
-    for comment_id, body in comments:
-        last_line = body.rstrip().rsplit("\n", 1)[-1]
-        if last_line.startswith(MARKER_PREFIX):
-            found[last_line] = comment_id
+    for posted in comments:
+        last_line = posted.body.rstrip().rsplit("\n", 1)[-1].strip()
+        key = posted.comment_key or marker_key(last_line)
+        if key:
+            found.setdefault(key, posted.id)
     return found
+
+
+def marker_key(line: str) -> str:
+    """The key in a `[qualio-comment:<key>]` line; "" for any other line."""
+    if line.startswith(MARKER_PREFIX) and line.endswith("]"):
+        return line[len(MARKER_PREFIX):-1]
+    return ""

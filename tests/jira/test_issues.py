@@ -72,6 +72,13 @@ def test_add_comment_returns_its_id(rsps: responses.RequestsMock) -> None:
                   body={"body": "Qualio: status changed to closed."})
 
 
+def test_add_comment_carries_its_key_as_a_comment_property(rsps: responses.RequestsMock) -> None:
+    rsps.post(f"{CLOUD}{API}issue/NC-24/comment", json=fixture("comment_201"), status=201)
+    assert cloud_gateway().add_comment("NC-24", "Root cause found.", "c-1001") == "10010"
+    check_request(rsps.calls[0], "POST", f"{API}issue/NC-24/comment", body={
+        "body": "Root cause found.", "properties": [{"key": "nc-connector", "value": {"commentKey": "c-1001"}}]})
+
+
 def test_add_comment_answer_without_id_is_an_unknown_outcome(rsps: responses.RequestsMock) -> None:
     rsps.post(f"{CLOUD}{API}issue/NC-24/comment", body="", status=201)
     with pytest.raises(JiraError) as caught:
@@ -82,11 +89,11 @@ def test_add_comment_answer_without_id_is_an_unknown_outcome(rsps: responses.Req
 def test_comments_lists_id_and_body_oldest_first(rsps: responses.RequestsMock) -> None:
     rsps.get(f"{CLOUD}{API}issue/NC-24/comment", json=fixture("comments_nc_24"))
     assert cloud_gateway().comments("NC-24") == [
-        ("10010", "Qualio: status changed to open.\n[qualio-comment:NCR-12:1]"),
-        ("10011", "Looked at the cleaning log, agreed."),
+        ("10010", "Qualio: status changed to open.\n[qualio-comment:NCR-12:1]", "NCR-12:1"),  # from its property
+        ("10011", "Looked at the cleaning log, agreed.", ""),  # no property: not ours, or properties dropped
     ]
     check_request(rsps.calls[0], "GET", f"{API}issue/NC-24/comment",
-                  query={"startAt": ["0"], "maxResults": ["100"], "orderBy": ["created"]})
+                  query={"startAt": ["0"], "maxResults": ["100"], "orderBy": ["created"], "expand": ["properties"]})
 
 
 def test_comments_pages_by_start_at(rsps: responses.RequestsMock) -> None:
@@ -94,7 +101,7 @@ def test_comments_pages_by_start_at(rsps: responses.RequestsMock) -> None:
     rsps.get(f"{CLOUD}{API}issue/NC-24/comment", json={**page, "maxResults": 1, "comments": page["comments"][:1]})
     rsps.get(f"{CLOUD}{API}issue/NC-24/comment",
              json={**page, "startAt": 1, "maxResults": 1, "comments": page["comments"][1:]})
-    assert [c for c, _ in cloud_gateway().comments("NC-24")] == ["10010", "10011"]
+    assert [c.id for c in cloud_gateway().comments("NC-24")] == ["10010", "10011"]
     starts = [parse_qs(urlsplit(str(c.request.url)).query)["startAt"] for c in rsps.calls]
     assert starts == [["0"], ["1"]]
 

@@ -26,6 +26,21 @@ def test_comments(client: FlaskClient) -> None:
         "comment": "Comment body can not be empty!"}
 
 
+def test_comment_properties_are_kept_and_shown_only_when_expanded(client: FlaskClient) -> None:
+    key = create(client)
+    path = f"{V2}/issue/{key}/comment"
+    ours = [{"key": "nc-connector", "value": {"commentKey": "c-1001"}}]
+    assert_response(call(client, "POST", path, {"body": "Root cause found.", "properties": ours}),
+                    f"{V3}/issue/{{issueIdOrKey}}/comment", 201)
+    plain = call(client, "GET", path).get_json()["comments"][0]
+    assert "properties" not in plain  # an unrequested expansion is left out, like Jira
+    page = assert_response(call(client, "GET", path, query_string={"expand": "properties"}),
+                           f"{V3}/issue/{{issueIdOrKey}}/comment", 200)
+    assert page["comments"][0]["properties"] == ours
+    for bad in ([{"value": 1}], {"key": "x"}, [{"key": "", "value": 1}]):
+        assert assert_error(call(client, "POST", path, {"body": "x", "properties": bad}), 400)["errorMessages"]
+
+
 def test_remote_links_upsert_by_global_id(client: FlaskClient) -> None:
     key = create(client)
     path = f"{V2}/issue/{key}/remotelink"

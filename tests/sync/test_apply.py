@@ -15,7 +15,7 @@ from connector.clock import utcnow
 from connector.jira.gateway import JiraError, Pressure
 from connector.jira.throttle import CAREFUL, JiraThrottle, LockBusy
 from connector.mapping.load import default_mapping_path, load_mapping
-from connector.models import Delivery, NcLink
+from connector.models import CommentLink, Delivery, NcLink
 from connector.sync import links, queue
 from connector.sync.apply import Syncer
 from connector.sync.errors import RetryLater
@@ -434,3 +434,22 @@ def test_a_lost_create_the_search_never_shows_is_found_by_reading_its_key(engine
     assert sorted(jira.issues) == ["QA-1", "QA-2"] and links.get(engine, "NCR-12").jira_key == "QA-2"
     assert statuses(engine) == ["done"]
     assert ("issue_labels", "QA-1") in jira.calls and ("issue_labels", "QA-2") in jira.calls
+
+
+@pytest.mark.parametrize(("keeps_properties", "mangles_text"), [(True, True), (False, False)])
+def test_a_lost_comment_is_found_by_its_property_or_else_by_its_marker(engine, worker, jira, keeps_properties,
+                                                                         mangles_text):
+    """Cloud's v2 bodies round-trip through ADF, where `[qualio-comment:…]` is link syntax: the property finds
+    the comment whatever became of its text; a Jira that drops properties still has the marker line."""
+    jira.keeps_comment_properties = keeps_properties
+    deliver(engine, load_fixture("same_second_comment_added"))
+    jira.lose_answer.add("add_comment")
+    drain(worker, rounds=1)
+    (issue,) = jira.issues.values()
+    if mangles_text:
+        comment_id, body = issue.comments[0]
+        issue.comments[0] = (comment_id, body.replace("[qualio-comment:", "[qualio-comment|"))
+    with engine.begin() as conn:  # the search lag has passed
+        conn.execute(update(CommentLink).values(created_at=utcnow() - timedelta(seconds=61)))
+    drain(worker)
+    assert len(issue.comments) == 1 and statuses(engine) == ["done"]
