@@ -114,18 +114,7 @@ class Catalog:
 
     def values(self, raw: Any, screen: str) -> tuple[JsonDict, dict[str, str]]:
         """Stored values and Jira-worded errors for a request's `fields` object on `screen`."""
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            raise JiraError(400, ["Can not deserialize 'fields': expected an object."])
-        values: JsonDict = {}
-        errors: dict[str, str] = {}
-        for field_id, value in raw.items():
-            try:
-                values[field_id] = self.normalise(field_id, value, screen)
-            except FieldError as exc:
-                errors[field_id] = str(exc)
-        return values, errors
+        return _each_field(raw, lambda field_id, value: self.normalise(field_id, value, screen))
 
     def normalise(self, field_id: str, value: Any, screen: str) -> Any:
         spec = FIELDS_BY_ID.get(field_id)
@@ -135,20 +124,11 @@ class Catalog:
 
     def screen_values(self, raw: Any, on_screen: Collection[str]) -> tuple[JsonDict, dict[str, str]]:
         """Like `values`, for a transition screen holding the fields `on_screen`."""
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            raise JiraError(400, ["Can not deserialize 'fields': expected an object."])
-        values: JsonDict = {}
-        errors: dict[str, str] = {}
-        for field_id, value in raw.items():
-            try:
-                if field_id not in on_screen or field_id not in FIELDS_BY_ID:
-                    raise unsettable(field_id)
-                values[field_id] = self._normalisers[FIELDS_BY_ID[field_id].kind](value)
-            except FieldError as exc:
-                errors[field_id] = str(exc)
-        return values, errors
+        def on_this_screen(field_id: str, value: Any) -> Any:
+            if field_id not in on_screen or field_id not in FIELDS_BY_ID:
+                raise unsettable(field_id)
+            return self._normalisers[FIELDS_BY_ID[field_id].kind](value)
+        return _each_field(raw, on_this_screen)
 
     def _summary(self, value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
@@ -300,3 +280,19 @@ def comment_body(body: Any) -> str:
         raise JiraError(400, [], {"comment": "The entered text is too long. It exceeds the allowed limit of "
                                              "32,767 characters."})
     return body
+
+
+def _each_field(raw: Any, normalise: Callable[[str, Any], Any]) -> tuple[JsonDict, dict[str, str]]:
+    """`normalise` applied to each entry of a request's `fields` object: the values, and the errors by field."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise JiraError(400, ["Can not deserialize 'fields': expected an object."])
+    values: JsonDict = {}
+    errors: dict[str, str] = {}
+    for field_id, value in raw.items():
+        try:
+            values[field_id] = normalise(field_id, value)
+        except FieldError as exc:
+            errors[field_id] = str(exc)
+    return values, errors
