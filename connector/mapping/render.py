@@ -164,11 +164,25 @@ def render_comment(mapping: Mapping, nc: dict[str, Any], comment: dict[str, Any]
     return cut(clean_text(text or str(comment.get("body") or "").strip()), TEXT_LIMIT)
 
 
+# comment_links.comment_key is String(64); the key also ends each posted comment as a marker line.
+COMMENT_KEY_MAX = 64
+_HASHED_KEY = re.compile(r"h:[0-9a-f]{40}")
+
+
 def comment_key(comment: dict[str, Any]) -> str:
-    """The comment's id; without one, sha256 of author, createdAt and body (so a re-send matches)."""
+    """The comment's id; without one, sha256 of author, createdAt and body (so a re-send matches).
+
+    An id longer than 64 characters, or not printable (a newline would break the marker line), becomes
+    "h:" + 40 hex digits of its SHA-256, so it fits and two such ids never share a key (cut to 64 they
+    could); so does an id already of that form, which no other id can then take. Every other id is kept
+    as it is: comments already posted are found by their key.
+    """
     ident = comment.get("id")
     if ident is not None and str(ident).strip():
-        return str(ident).strip()
+        key = str(ident).strip()
+        if len(key) <= COMMENT_KEY_MAX and key.isprintable() and not _HASHED_KEY.fullmatch(key):
+            return key
+        return "h:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:40]
     # A separator, so ("ab", "c") and ("a", "bc") cannot collide.
     parts = "\x1f".join(str(comment.get(part) or "") for part in ("author", "createdAt", "body"))
     return hashlib.sha256(parts.encode("utf-8")).hexdigest()

@@ -10,10 +10,10 @@ from sqlalchemy.exc import DBAPIError
 
 from connector import metrics
 from connector.receive import signing
-from connector.receive.events import PayloadError, parse_event
+from connector.receive.events import FieldError, PayloadError, parse_event
 from connector.receive.fingerprint import fingerprint
 from connector.receive.problems import problem
-from connector.receive.signing import AuthError, Verifier
+from connector.receive.signing import AuthError, HeaderError, Verifier
 from connector.receive.store import Accepted, record_delivery
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ def receive() -> Response:
         verified = verifier.verify(headers, body)
     except AuthError as exc:
         return _refuse("unauthorized", 401, "Unauthorized", str(exc))
+    except HeaderError as exc:
+        return _refuse("invalid", 400, "Bad Request", str(exc), (FieldError(exc.header, exc.problem),))
     try:
         event = parse_event(body)
     except PayloadError as exc:

@@ -22,6 +22,7 @@ from connector.mapping.render import (
     target_status,
 )
 from connector.mapping.rules import Mapping, MappingError
+from connector.sync.plan import comment_marker
 from tests.mapping.helpers import COMMENT, DEFAULT, MINIMAL, THIN, FakeResolver, fixture, load_text
 
 # --- rendering with the default mapping ---------------------------------------------------------
@@ -219,6 +220,35 @@ def test_comment_key_without_id_is_a_stable_hash() -> None:
     assert comment_key({**comment, "body": "Noted!"}) != key
     assert comment_key({"author": "ab", "body": "c"}) != comment_key({"author": "a", "body": "bc"})
     assert comment_key({}) == comment_key({"author": None, "createdAt": None, "body": None})
+
+
+@pytest.mark.parametrize("ident", ["c-1001", "x" * 64, "Comment 7 (é)", "17", "a]b", "0" * 64])
+def test_comment_key_keeps_every_id_that_fits(ident: str) -> None:
+    assert comment_key({**COMMENT, "id": ident}) == ident  # keys of comments already posted must not change
+
+
+def test_long_comment_ids_get_distinct_keys_that_fit() -> None:
+    # Cut to 64 characters (the column, and the marker line) two ids with a common prefix were one comment
+    a, b = "c" * 64 + "-first", "c" * 64 + "-other"
+    key_a, key_b = comment_key({**COMMENT, "id": a}), comment_key({**COMMENT, "id": b})
+    assert len(a) == len(b) == 70 and a[:64] == b[:64]
+    assert key_a != key_b and len(key_a) <= 64 and len(key_b) <= 64
+    assert key_a == "h:" + hashlib.sha256(a.encode()).hexdigest()[:40] == comment_key({"id": f" {a} "})
+    assert comment_marker(key_a) != comment_marker(key_b)
+    assert comment_key({"id": "x" * 65}) != "x" * 64 and len(comment_key({"id": "x" * 10_000})) == 42
+
+
+@pytest.mark.parametrize("ident", ["c-1\nc-2", "c\x00", "c\u2028d", "c\x1b[0m"])
+def test_comment_ids_that_would_break_the_marker_line_are_hashed(ident: str) -> None:
+    key = comment_key({"id": ident})
+    assert re.fullmatch(r"h:[0-9a-f]{40}", key) and key != comment_key({"id": ident + "x"})
+
+
+def test_an_id_of_the_hash_form_cannot_take_another_ids_key() -> None:
+    long_id = "y" * 80
+    taken = comment_key({"id": long_id})
+    assert comment_key({"id": taken}) != taken
+    assert re.fullmatch(r"h:[0-9a-f]{40}", comment_key({"id": taken}))
 
 
 def test_marker_label(default: Mapping, tmp_path: Path) -> None:

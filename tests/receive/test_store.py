@@ -7,7 +7,9 @@ from datetime import timedelta
 from sqlalchemy import func, insert, select, update
 
 from connector.clock import utcnow
-from connector.models import Delivery, Fingerprint
+from connector.mapping.render import COMMENT_KEY_MAX
+from connector.models import CommentLink, Delivery, Fingerprint, NcLink
+from connector.receive import events, signing
 from connector.receive.events import validate_event
 from connector.receive.fingerprint import fingerprint
 from connector.receive.store import Accepted, Duplicate, prune, record_delivery
@@ -126,3 +128,26 @@ def test_prune_batches_are_short_on_sqlite_by_default(engine):
         assert seen[-1] == 1200 and steps[0] == 500 and len(seen) >= 3 and max(steps) <= 500
     else:
         assert seen == [1200]
+
+
+def test_the_contract_admits_nothing_longer_than_the_columns_it_is_stored_in():
+    # SQLite ignores String lengths, PostgreSQL refuses the row: a 503 for every retry of that delivery
+    for model in (Fingerprint, Delivery):
+        columns = model.__table__.c
+        assert columns.nc_id.type.length == events.NC_ID_MAX
+        assert columns.event_type.type.length == events.EVENT_TYPE_MAX
+        assert columns.webhook_id.type.length == signing.WEBHOOK_ID_MAX
+        assert columns.fingerprint.type.length == len(fingerprint({})) == 64  # SHA-256 hex, always
+    assert CommentLink.__table__.c.comment_key.type.length == COMMENT_KEY_MAX
+    assert CommentLink.__table__.c.nc_id.type.length == NcLink.__table__.c.nc_id.type.length == events.NC_ID_MAX
+
+
+def test_the_longest_admitted_values_are_stored_on_both_databases(engine):
+    event = validate_event({"eventType": "nc." + "x" * 61, "ncId": "NC-" + "1" * 61,
+                            "timestamp": "0001-01-01T00:00:00Z"})
+    assert isinstance(record_delivery(engine, event, b"{}", fingerprint(event.payload), "m" * 256), Accepted)
+    event = validate_event({**event.payload, "timestamp": "9999-12-31T23:59:59.999999Z"})
+    assert isinstance(record_delivery(engine, event, b"{}", fingerprint(event.payload), "n" * 256), Accepted)
+    with engine.connect() as conn:
+        stamps = sorted(conn.execute(select(Delivery.event_timestamp)).scalars())
+    assert [s.year for s in stamps] == [1, 9999]
