@@ -15,8 +15,9 @@ with two, Retry-After is not honoured by a sync already under way, see the defec
 - `drop` (connection closed, nothing applied) and `drop_after` (applied, then closed) on searches,
   creates, edits, transitions and comment posts.
 
-With NC_CONNECTOR_MAX_ATTEMPTS=3, one NC's issue answers every edit with 503 during the last
-phase: its deliveries become dead letters after exactly three attempts (three edits reach Jira),
+With NC_CONNECTOR_MAX_ATTEMPTS=3 (and no retry span), one NC's issue answers every edit with 503 without
+Retry-After during the last phase: its deliveries become dead letters after exactly three attempts (three
+edits reach Jira),
 and `nc-connector replay --all-dead` after the recovery brings them in.
 """
 
@@ -137,7 +138,9 @@ def test_jira_faults_every_delivery_synced_once(cluster, pg_engine, sandbox):
                 last_phase_from = conn.execute(select(func.max(Delivery.id))).scalar_one() + 1
             last_phase_seq = sandbox.last_seq()
             doomed_path = f"/rest/api/2/issue/{key}"
-            faults = [{"kind": "unavailable", "count": None, "retryAfter": 1, "method": "PUT", "path": doomed_path},
+            # No Retry-After: a 503 with one is Jira asking everyone to wait and costs no attempt.
+            faults = [{"kind": "unavailable", "count": None, "retryAfter": None, "method": "PUT",
+                       "path": doomed_path},
                       *faults]
         sandbox.faults(faults=faults)
         shots = phase_shots(stories, phase, copies_each=2)
