@@ -204,7 +204,7 @@ def _table(s: dict[str, Any], seconds: float) -> str:
         f"Jira transitions           {s['transitions']:>5}",
         f"Jira comments              {s['comments']:>5}",
         f"Jira 503s during outage    {s['outage']:>5}",
-        f"retries                    {s['retries']:>5}",
+        f"attempts spent             {s['retries']:>5}  (a 503 with Retry-After spends none)",
         f"dead letters               {s['dead']:>5}",
         "---------------------------------------------",
         f"{'key':<6} {'status':<12} {'comments':>8}  summary",
