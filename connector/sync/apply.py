@@ -160,7 +160,11 @@ class Syncer:
             self._steps(run, plan, None if created else link)
         except IssueGone:
             relocate(run, label)
-            self._steps(run, plan, links.get(self.engine, claim.nc_id))
+            try:
+                self._steps(run, plan, links.get(self.engine, claim.nc_id))
+            except IssueGone as again:
+                raise Permanent(f"Jira issue {again.key} answered 404 right after {claim.nc_id} was relinked to it",
+                                step="issue") from None
         failure = run.outcome()
         if failure is not None:
             raise failure
