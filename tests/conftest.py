@@ -84,8 +84,14 @@ def truncate(engine: Engine) -> None:
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database: a fresh SQLite file, or this run's PostgreSQL database."""
+    return empty_database(request, tmp_path)
+
+
+def empty_database(request: pytest.FixtureRequest, directory: Path) -> str:
+    """For a fixture parametrized sqlite/postgresql: a copy of the migrated SQLite template in `directory`, or
+    this run's PostgreSQL database with every table emptied."""
     if request.param == "sqlite":
-        target = tmp_path / "nc-connector.db"
+        target = directory / "nc-connector.db"
         target.write_bytes(request.getfixturevalue("sqlite_template").read_bytes())
         return f"sqlite:///{target}"
     url: str = request.getfixturevalue("pg_url")

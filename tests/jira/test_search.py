@@ -53,13 +53,16 @@ def test_find_issues_by_label_on_server_uses_search(rsps: responses.RequestsMock
                   query={"jql": [JQL], "fields": ["key"], "startAt": ["0"], "maxResults": ["100"]})
 
 
-def test_server_search_pages_by_start_at(rsps: responses.RequestsMock) -> None:
+def two_server_pages(rsps: responses.RequestsMock) -> None:
+    """A Data Center search answering one issue per page, two pages."""
     mock_server_info(rsps, SERVER, "server")
     page = fixture("search_server")
-    first = {**page, "maxResults": 1, "issues": page["issues"][:1]}
-    second = {**page, "startAt": 1, "maxResults": 1, "issues": page["issues"][1:]}
-    rsps.get(f"{SERVER}{API}search", json=first)
-    rsps.get(f"{SERVER}{API}search", json=second)
+    rsps.get(f"{SERVER}{API}search", json={**page, "maxResults": 1, "issues": page["issues"][:1]})
+    rsps.get(f"{SERVER}{API}search", json={**page, "startAt": 1, "maxResults": 1, "issues": page["issues"][1:]})
+
+
+def test_server_search_pages_by_start_at(rsps: responses.RequestsMock) -> None:
+    two_server_pages(rsps)
     assert server_gateway().find_issues_by_label(LABEL, "NC") == ["NC-24", "NC-31"]
     starts = [parse_qs(urlsplit(str(c.request.url)).query)["startAt"] for c in calls_of(rsps, "/search")]
     assert starts == [["0"], ["1"]]
@@ -94,12 +97,7 @@ def test_find_issues_by_label_in_every_project_on_cloud(rsps: responses.Requests
 
 
 def test_find_issues_by_label_in_every_project_on_server(rsps: responses.RequestsMock) -> None:
-    mock_server_info(rsps, SERVER, "server")
-    page = fixture("search_server")
-    first = {**page, "maxResults": 1, "issues": page["issues"][:1]}
-    second = {**page, "startAt": 1, "maxResults": 1, "issues": page["issues"][1:]}
-    rsps.get(f"{SERVER}{API}search", json=first)
-    rsps.get(f"{SERVER}{API}search", json=second)
+    two_server_pages(rsps)
 
     assert server_gateway().find_issues_by_label(LABEL, None) == ["NC-24", "NC-31"]
 

@@ -16,13 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from connector import db
 from connector.mapping.load import default_mapping_path, load_mapping
 from connector.mapping.render import render_comment, render_fields
 from connector.models import Delivery, Fingerprint
 from connector.ops.app import create_app
 from connector.receive.events import parse_event
-from tests.conftest import fixture_bytes, make_settings, truncate
+from tests.conftest import empty_database, fixture_bytes, make_settings
 from tests.helpers import signed
 from tests.reliability.figures import Figures, report
 
@@ -36,17 +35,9 @@ LIMIT = {"NC_CONNECTOR_MAX_BODY_BYTES": "65536"}
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def hostile_db(request, tmp_path_factory, sqlite_template) -> str:
+def hostile_db(request, tmp_path_factory) -> str:
     """A migrated, empty database for this module: a SQLite file, or this run's PostgreSQL database."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("hostile") / "nc.db"
-        path.write_bytes(sqlite_template.read_bytes())
-        return f"sqlite:///{path}"
-    url: str = request.getfixturevalue("pg_url")
-    engine = db.make_engine(url)
-    truncate(engine)
-    engine.dispose()
-    return url
+    return empty_database(request, tmp_path_factory.mktemp("hostile"))
 
 
 @pytest.fixture(scope="module")
