@@ -4,7 +4,12 @@ fingerprints   the dedup log: one row per distinct delivery content (and webhook
 deliveries     the queue: every accepted delivery, as received, with its sync status
 nc_links       NC id -> Jira issue key, the source of truth for "one issue per NC"
 comment_links  NC comment -> Jira comment, so a comment is posted once
-throttles      "send nothing to X before T", shared by every worker (Jira's Retry-After)
+throttles      "send nothing to X before T", shared by every worker (Jira's Retry-After, Qualio's 429)
+budgets        a request budget per time window shared by every process (Qualio's 200 requests a minute)
+reconcile_state  the installation's reconcile watermark and the lease that keeps one reconcile at a time
+reconcile_marks  per NC, the Qualio modified_at that reconcile last saw and queued
+reconcile_runs   one row per reconcile pass, with its figures
+workers        one heartbeat row per sync worker process
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Index,
@@ -105,6 +111,7 @@ class Delivery(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     jira_key: Mapped[str | None] = mapped_column(String(32))  # "QA-17" once synced
     failed_step: Mapped[str | None] = mapped_column(String(32))  # "transition": the step a dead letter failed at
+    source: Mapped[str] = mapped_column(String(16), default="webhook", server_default="webhook")  # or "reconcile"
 
 
 class NcLink(Base):
@@ -145,3 +152,60 @@ class Throttle(Base):
     not_before: Mapped[datetime] = mapped_column(UTCDateTime)
     reason: Mapped[str | None] = mapped_column(Text)  # why, for a fault of the installation ("Jira refused ...")
     strikes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # failed probes in a row
+
+
+class Budget(Base):
+    __tablename__ = "budgets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)  # "qualio"
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)  # start of the current window (DB clock)
+    used: Mapped[int] = mapped_column(Integer, default=0)  # requests spent in it, by every process
+
+
+class ReconcileState(Base):
+    __tablename__ = "reconcile_state"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)  # "qualio"
+    watermark: Mapped[datetime | None] = mapped_column(UTCDateTime)  # set by the first run: "installed at"
+    lease_owner: Mapped[str | None] = mapped_column(String(128))  # "host:pid:uuid" of the running reconcile
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReconcileMark(Base):
+    __tablename__ = "reconcile_marks"
+
+    nc_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # Qualio's event code, "NCR-12"
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the summary's modified_at last queued or seen
+    status: Mapped[str] = mapped_column(String(16))  # the Qualio status it was seen under ("open")
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReconcileRun(Base):
+    __tablename__ = "reconcile_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # "cli" or "periodic"
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(16), default="running")  # running, completed, failed
+    scanned: Mapped[int] = mapped_column(Integer, default=0)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+    new: Mapped[int] = mapped_column(Integer, default=0)
+    backfilled: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    requests: Mapped[int] = mapped_column(Integer, default=0)  # Qualio requests made
+    throttled: Mapped[int] = mapped_column(Integer, default=0)  # 429s received
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Worker(Base):
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # "host:pid:uuid", as deliveries.claimed_by
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    supervisor: Mapped[str | None] = mapped_column(String(128))  # the `serve` that runs it, if any
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # last heartbeat (DB clock)
+    claim: Mapped[str | None] = mapped_column(String(64))  # the NC it is syncing now
