@@ -14,12 +14,12 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import burst, ingest, procs, report
+from bench import burst, ingest, procs, report, traffic
 from bench.context import GUNICORN_THREADS, REPO, Config, Context
 from bench.dbs import PgDatabase, find_pgbench
 
 DEFAULT_PG = os.environ.get("NC_CONNECTOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-SECTIONS = ("ingest", "dedup", "burst", "e2e")
+SECTIONS = ("servers", "traffic", "ingest", "dedup", "burst", "e2e")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -36,6 +36,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="ingest rounds per database (ours/baseline pairs)")
     parser.add_argument("--duration", type=float, help="seconds measured per ingest run (after the warm-up)")
     parser.add_argument("--burst-workers", type=int, help="sync workers draining the burst (default 2)")
+    parser.add_argument("--baseline-worker-class", choices=("sync", "gthread"),
+                        help="gunicorn worker class of the baseline (default sync, as the issue ran it; gthread: "
+                             f"{GUNICORN_THREADS} threads)")
     parser.add_argument("--output", default=str(REPO / "bench" / "results" / "latest.md"),
                         help="where the Markdown report goes (default: %(default)s); '-' for none")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (logs, SQLite files)")
@@ -50,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     config = Config.for_mode("quick" if args.quick else "full", args.pg, workers=args.workers, rounds=args.rounds,
-                             duration=args.duration, burst_workers=args.burst_workers)
+                             duration=args.duration, burst_workers=args.burst_workers,
+                             baseline_worker_class=args.baseline_worker_class)
     config.sections = tuple(s for s in SECTIONS if s in args.only.split(","))
     config.databases = tuple(d for d in ("postgresql", "sqlite") if d in args.db.split(","))
     command = "bench/run" + ("" if not argv else " " + shlex.join(argv))
@@ -70,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             if find_pgbench() is None:
                 ctx.note("pgbench not found: the PostgreSQL ceiling is not measured")
         with procs.MemorySampler():
+            traffic.run(ctx)
             ingest.run(ctx)
             burst.run(ctx)
     except KeyboardInterrupt:
@@ -110,8 +115,9 @@ def settings_lines(ctx: Context, code_at_start: str) -> list[str]:
     return [
         f"code: {code_at_start}" + ("" if code_version() == code_at_start else
                                      f" at the start; at the end: {code_version()} (changed during the run)"),
-        f"gunicorn (ours and baseline alike): gthread, {GUNICORN_THREADS} threads, timeout 30, graceful 10, "
-        f"keep-alive 2 s, no access log; web workers per database: {workers}"
+        f"servers: ours under granian (serve's default, {GUNICORN_THREADS} WSGI threads per worker; section 0 "
+        f"servers also gunicorn gthread {GUNICORN_THREADS} threads and gunicorn sync), the baseline under gunicorn "
+        f"-k {cfg.baseline_worker_class} (timeout 30, graceful 10, no access log); web workers per database: {workers}"
         + (" (the best of a sweep over " + "/".join(map(str, cfg.sweep)) + " for ours)"
            if cfg.workers is None and cfg.mode == "full" else ""),
         "ours: `nc-connector serve --no-worker --workers N` (defaults otherwise: log level INFO, pool size 5, "

@@ -16,7 +16,9 @@ from bench.payloads import SECRET, IngestFactory
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
-GUNICORN_THREADS = 4  # `nc-connector serve` always runs gthread workers with 4 threads (connector/serving.py)
+GUNICORN_THREADS = 4  # request threads per web process under `nc-connector serve` (connector/serving.py)
+# The baseline as the issue that set the targets ran it, and as a user would write it: gunicorn, sync workers.
+BASELINE_WORKER_CLASS = "sync"
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Config:
     drain_timeout: float = 900.0
     databases: tuple[str, ...] = ("postgresql", "sqlite")
     sections: tuple[str, ...] = ("ingest", "dedup", "burst", "e2e")
+    baseline_worker_class: str = BASELINE_WORKER_CLASS  # gunicorn -k for the baseline: sync or gthread
 
     @classmethod
     def for_mode(cls, mode: str, pg_admin_url: str, **overrides: Any) -> Config:
@@ -129,10 +132,16 @@ class Context:
         return {"NC_CONNECTOR_DATABASE_URL": db_url, "NC_CONNECTOR_WEBHOOK_SECRET": SECRET, **extra}
 
     def start_ours(self, db_url: str, workers: int, name: str, extra_env: dict[str, str] | None = None,
-                   ) -> tuple[procs.Proc, int]:
+                   server: str = "granian") -> tuple[procs.Proc, int]:
+        """`nc-connector serve --no-worker` under `server`; "gunicorn-sync" is the README's plain gunicorn
+        invocation of the same app with sync workers (serve itself offers gthread only)."""
         port = procs.free_port()
-        args = procs.python("-m", "connector", "serve", "--no-worker", "--host", HOST, "--port", str(port),
-                            "--workers", str(workers))
+        if server == "gunicorn-sync":
+            args = procs.python("-m", "gunicorn", *gunicorn_options(workers, "sync"), "-b", f"{HOST}:{port}",
+                                "connector.ops.app:create_app()")
+        else:
+            args = procs.python("-m", "connector", "serve", "--no-worker", "--host", HOST, "--port", str(port),
+                                "--workers", str(workers), "--server", server)
         proc = procs.start(name, args, self.ours_env(db_url, **(extra_env or {})), self.logs, role="ours-web",
                            cwd=self.tmp)
         procs.wait_ready(proc, f"http://{HOST}:{port}/readyz")
@@ -141,7 +150,8 @@ class Context:
 
     def start_baseline(self, db_url: str, workers: int, name: str) -> tuple[procs.Proc, int]:
         port = procs.free_port()
-        args = procs.python("-m", "gunicorn", *gunicorn_options(workers), "-b", f"{HOST}:{port}",
+        options = gunicorn_options(workers, self.config.baseline_worker_class)
+        args = procs.python("-m", "gunicorn", *options, "-b", f"{HOST}:{port}",
                             "bench.baseline_app:create_app()")
         proc = procs.start(name, args, {"BENCH_BASELINE_DB": db_url, "PYTHONPATH": str(REPO)}, self.logs,
                            role="baseline-web", cwd=REPO)
@@ -168,10 +178,10 @@ class Context:
         return IngestFigure(fig, 1000 * used / max(1, acked), result)
 
 
-def gunicorn_options(workers: int) -> list[str]:
-    """The options `nc-connector serve` gives gunicorn (connector/serving.py), for the baseline."""
-    return ["-w", str(workers), "-k", "gthread", "--threads", str(GUNICORN_THREADS), "--timeout", "30",
-            "--graceful-timeout", "10"]
+def gunicorn_options(workers: int, worker_class: str = "gthread") -> list[str]:
+    """The options `nc-connector serve --server gunicorn` gives gunicorn (connector/serving.py)."""
+    threads = ["--threads", str(GUNICORN_THREADS)] if worker_class == "gthread" else []
+    return ["-w", str(workers), "-k", worker_class, *threads, "--timeout", "30", "--graceful-timeout", "10"]
 
 
 def _wait_workers(proc: procs.Proc, workers: int, timeout: float = 20.0) -> None:

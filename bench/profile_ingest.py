@@ -6,6 +6,7 @@ bench's minimal baseline app on the same database, measured alternately in this 
 
     python -m bench.profile_ingest --db sqlite              # pyinstrument tree + CPU per delivery
     python -m bench.profile_ingest --db postgresql --requests 5000 --no-tree
+    python -m bench.profile_ingest --db postgresql --traffic duplicates   # re-sends of stored deliveries
 
 Needs pyinstrument (`pip install -e '.[bench]'`) for the tree. PostgreSQL: a database of its own
 (`ncc_profile_<pid>`) on the bench's server, dropped at the end.
@@ -41,6 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=3000, help="deliveries per measured pass")
     parser.add_argument("--rounds", type=int, default=3, help="alternating passes of ours and the baseline")
     parser.add_argument("--no-tree", action="store_true", help="CPU figures only, no pyinstrument profile")
+    parser.add_argument("--traffic", choices=("new", "duplicates"), default="new",
+                        help="distinct deliveries, or re-sends (fresh webhook-id) of deliveries stored before")
     return parser.parse_args(argv)
 
 
@@ -66,9 +69,14 @@ def database(kind: str, pg_server: str) -> Iterator[str]:
 
 def deliveries(count: int, tag: str) -> list[tuple[dict[str, Any], bytes]]:
     """WSGI environs and bodies of `count` distinct signed deliveries (built before any timing)."""
+    return signed([json.dumps(nc_payload(f"NC-{tag}-{i}", "nc.updated", "2025-01-05T10:15:32Z", i)).encode()
+                   for i in range(count)])
+
+
+def signed(bodies: list[bytes]) -> list[tuple[dict[str, Any], bytes]]:
+    """Each body as a signed delivery with a webhook-id of its own (a re-send of a body is a duplicate)."""
     made = []
-    for i in range(count):
-        body = json.dumps(nc_payload(f"NC-{tag}-{i}", "nc.updated", "2025-01-05T10:15:32Z", i)).encode()
+    for body in bodies:
         environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/webhooks/qualio", "SERVER_NAME": "127.0.0.1",
                    "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
                    "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)), "wsgi.errors": sys.stderr}
@@ -112,18 +120,28 @@ def main(argv: list[str] | None = None) -> int:
         send_all(ours.wsgi_app, deliveries(200, "warm-ours"))
         send_all(baseline.wsgi_app, deliveries(200, "warm-base"))
         figures: dict[str, list[float]] = {"nc-connector": [], "baseline": []}
+        stored: dict[str, list[bytes]] = {}
+        if args.traffic == "duplicates":  # both sides store one set first; the passes re-send it
+            for name, app in (("nc-connector", ours.wsgi_app), ("baseline", baseline.wsgi_app)):
+                first = deliveries(args.requests, f"dup-{name[:4]}")
+                send_all(app, first)
+                stored[name] = [body for _, body in first]
+
+        def batch(name: str, tag: str) -> list[tuple[dict[str, Any], bytes]]:
+            return signed(stored[name]) if stored else deliveries(args.requests, tag)
+
         for round_ in range(args.rounds):
             pair = [("nc-connector", ours.wsgi_app), ("baseline", baseline.wsgi_app)]
             for name, app in pair if round_ % 2 == 0 else reversed(pair):
-                figures[name].append(cpu_per_request(app, deliveries(args.requests, f"{name[:4]}{round_}")))
+                figures[name].append(cpu_per_request(app, batch(name, f"{name[:4]}{round_}")))
         for name, values in figures.items():
             median = sorted(values)[len(values) // 2]
             shown = ", ".join(f"{v:.3f}" for v in values)
-            print(f"{args.db}: {name:13} CPU per delivery (ms): median {median:.3f} ({shown})")
+            print(f"{args.db} {args.traffic}: {name:13} CPU per delivery (ms): median {median:.3f} ({shown})")
         if not args.no_tree:
             from pyinstrument import Profiler
 
-            items = deliveries(args.requests, "tree")
+            items = batch("nc-connector", "tree")
             profiler = Profiler(interval=0.0005)
             profiler.start()
             send_all(ours.wsgi_app, items)

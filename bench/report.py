@@ -58,14 +58,14 @@ def memory_rows(ctx: Context) -> None:
     peaks: dict[str, tuple[int, str]] = {}
     for proc in procs.started():
         for pid, (kind, kb) in proc.peak_kb.items():
-            name = {"ours-web": "nc-connector serve (gunicorn arbiter)", "ours-web-child": "nc-connector web worker",
+            name = {"ours-web": "nc-connector serve (server main process)", "ours-web-child": "nc-connector web worker",
                     "ours-sync-worker": "nc-connector sync worker", "ours-cli": "nc-connector prune",
                     "baseline-web": "baseline gunicorn arbiter", "baseline-web-child": "baseline web worker"}.get(kind)
             if name is None:
                 continue
             if kb > peaks.get(name, (0, ""))[0]:
                 peaks[name] = (kb, f"{proc.name} pid {pid}")
-    order = ("nc-connector web worker", "nc-connector serve (gunicorn arbiter)", "nc-connector sync worker",
+    order = ("nc-connector web worker", "nc-connector serve (server main process)", "nc-connector sync worker",
              "nc-connector prune", "baseline web worker", "baseline gunicorn arbiter")
     for name in order:
         if name not in peaks:

@@ -158,8 +158,9 @@ class Budget(Base):
     __tablename__ = "budgets"
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)  # "qualio"
-    window_start: Mapped[datetime] = mapped_column(UTCDateTime)  # start of the current window (DB clock)
-    used: Mapped[int] = mapped_column(Integer, default=0)  # requests spent in it, by every process
+    # GCRA (connector.budgets): when the budget is whole again; each request adds 60/limit s (DB clock)
+    free_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used: Mapped[int] = mapped_column(Integer, default=0)  # requests granted so far, by every process
 
 
 class ReconcileState(Base):

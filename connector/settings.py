@@ -74,11 +74,28 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _prefixes(raw: str) -> tuple[str, ...]:
+    """Qualio event-code prefixes ("NCR, DEV"): letters only, at least one."""
+    found = _csv(raw)
+    bad = [p for p in found if not p.isascii() or not p.isalpha()]
+    if bad or not found:
+        raise ValueError(f"expected comma-separated letter prefixes such as NCR, got {raw!r}")
+    return found
+
+
 def _log_level(raw: str) -> str:
     level = raw.strip().upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ValueError(f"expected DEBUG, INFO, WARNING or ERROR, got {raw!r}")
     return level
+
+
+def _console_token(raw: str) -> str:
+    # A guessable token would open the console (and its replay button) to anyone who reaches it.
+    value = raw.strip()
+    if len(value) < 16:
+        raise ValueError("must be at least 16 characters")
+    return value
 
 
 def _http_url(raw: str) -> str:
@@ -153,12 +170,29 @@ SETTINGS: tuple[Setting, ...] = (
             "Qualio API key; when set, thin events are enriched from Qualio's API.", secret=True),
     Setting("qualio_url", _http_url, "url", "https://api.qualio.com", "Base URL of Qualio's API."),
     Setting("qualio_max_per_minute", _positive_int, "int", "200",
-            "Qualio API requests per minute from one worker process. Qualio allows 200 per key: with N worker "
-            "processes, set 200/N."),
+            "Qualio API requests per minute for the whole installation: every worker's enrichment and the "
+            "reconcile share it through the database (Qualio allows 200 per API key)."),
+    Setting("qualio_nc_prefixes", _prefixes, "list[str]", "NCR",
+            "Qualio event-template prefixes whose events are NCs (comma-separated): what reconcile sweeps."),
+    Setting("qualio_page_size", _positive_int, "int", "100",
+            "Events per page when reconcile sweeps Qualio's event list."),
+    Setting("reconcile_interval", _span, "duration", "1h",
+            "How often the worker reconciles with Qualio's API (when a Qualio API key is set); 0 turns it off."),
     Setting("worker_poll_interval", parse_duration, "duration", "0.5s",
             "How often an idle worker looks for due deliveries."),
     Setting("worker_lease", parse_duration, "duration", "120s",
             "How long a claim lasts before another worker may take it over."),
+    Setting("worker_heartbeat", parse_duration, "duration", "2s",
+            "How often each worker records its heartbeat (the workers table), also while a sync is in flight. "
+            "serve's /readyz answers 503 once the worker it runs has missed 3 beats."),
+    Setting("worker_stop_timeout", parse_duration, "duration", "20s",
+            "On SIGTERM, how long a worker lets the sync in flight finish; past that it gives the sync up, "
+            "releases its claims for the next worker and exits."),
+    Setting("worker_restart_limit", _positive_int, "int", "5",
+            "serve restarts its worker whenever it exits or dies, with backoff; after this many exits within "
+            "worker_restart_window, serve gives up and exits non-zero (for systemd to restart the unit)."),
+    Setting("worker_restart_window", parse_duration, "duration", "5m",
+            "The window of worker_restart_limit."),
     Setting("max_attempts", _positive_int, "int", "10",
             "Failed attempts before a delivery may become a dead letter (once it is also older than retry_span)."),
     Setting("retry_span", _span, "duration", "24h",
@@ -167,6 +201,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retry_base", parse_duration, "duration", "2s", "First retry delay; doubles per attempt."),
     Setting("retry_max", parse_duration, "duration", "10m", "Longest retry delay."),
     Setting("log_level", _log_level, "str", "INFO", "DEBUG, INFO, WARNING or ERROR."),
+    Setting("console_token", _console_token, "secret", None,
+            "Token of the operator console under /console/ (at least 16 characters): the login form takes it, "
+            "scripts send 'Authorization: Bearer <token>'. Unset: the console is off (404).", secret=True),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

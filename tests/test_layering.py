@@ -18,13 +18,14 @@ ALLOWED: dict[str, frozenset[str]] = {
     "receive": frozenset(),
     "jira": frozenset(),
     "mapping": frozenset({"connector.jira.field_shapes", "connector.jira.workflow"}),
-    "qualio": frozenset({"connector.sync.errors"}),
+    "qualio": frozenset({"connector.sync.errors", "receive"}),
     "sync": frozenset({"receive", "jira", "mapping"}),
     "ops": frozenset({"receive", "sync", "jira", "mapping", "qualio", "sandbox"}),
     "sandbox": frozenset(),
 }
 PURE = ("connector.receive.fingerprint", "connector.receive.events", "connector.sync.plan",
-        "connector.mapping.render", "connector.jira.field_shapes", "connector.jira.workflow")
+        "connector.mapping.render", "connector.jira.field_shapes", "connector.jira.workflow",
+        "connector.qualio.drift", "connector.qualio.sweep", "connector.qualio.record")
 IO_LIBRARIES = frozenset({"flask", "werkzeug", "sqlalchemy", "psycopg", "requests", "jira", "urllib3"})
 MAX_LINES = 400
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from flask import Flask, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -11,11 +12,12 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from connector import db, throttles
-from connector.ops import gauges
+from connector.ops import console, gauges
 from connector.receive import webhook
 from connector.receive.problems import problem
 from connector.receive.signing import Verifier
 from connector.settings import Settings, load_settings
+from connector.sync import heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.config["NC_VERIFIER"] = Verifier(settings.webhook_secret, settings.webhook_token,
                                          settings.allow_unsigned, settings.signature_tolerance)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # Set by `serve` when it runs a worker: /readyz then also needs that worker's heartbeat.
+    app.config["NC_SUPERVISOR"] = os.environ.get(heartbeat.SUPERVISOR_ENV) or None
     app.register_blueprint(webhook.blueprint)
+    console.register(app, settings)  # /console/: only when NC_CONNECTOR_CONSOLE_TOKEN is set
     app.add_url_rule("/healthz", "healthz", healthz)
     app.add_url_rule("/readyz", "readyz", readyz)
     app.add_url_rule("/metrics", "metrics", metrics_view)
@@ -56,12 +61,32 @@ def readyz() -> Response | tuple[Response, int]:
     if current != head:
         detail = f"database schema at {current or 'nothing'}, expected {head}: run 'nc-connector db upgrade'"
         return problem(503, "Service Unavailable", detail), 503
+    stalled = worker_problem(engine, current_app.config.get("NC_SUPERVISOR"),
+                             current_app.config["NC_SETTINGS"].worker_heartbeat)
+    if stalled:
+        log.warning("readiness: %s", stalled)
+        return problem(503, "Service Unavailable", stalled), 503
     fault = throttles.fault(engine)
     if fault is not None:
         # Still ready for webhooks (deliveries are stored and wait): the sync side is what is paused.
         return jsonify(status="degraded", schema=current, reason=fault.reason, paused_until=fault.until.isoformat(),
                        failed_probes=fault.strikes)
     return jsonify(status="ready", schema=current)
+
+
+def worker_problem(engine: Engine, supervisor: str | None, interval: float) -> str | None:
+    """Why the worker this serve runs is not syncing (no heartbeat yet, or a stale one); None when it beats
+    or when this web runs no worker (serve --no-worker, plain gunicorn)."""
+    if not supervisor:
+        return None
+    worker = heartbeat.supervised(engine, supervisor)
+    if worker is None:
+        return "the sync worker is not running: no heartbeat yet (starting, or restarting after it exited)"
+    if worker.is_stale(interval):
+        return (f"the sync worker (pid {worker.pid}) has not beaten for {worker.age_seconds:.1f}s "
+                f"(limit {heartbeat.stale_after(interval):g}s: {heartbeat.STALE_BEATS} beats of "
+                f"NC_CONNECTOR_WORKER_HEARTBEAT)")
+    return None
 
 
 def metrics_view() -> Response | tuple[Response, int]:

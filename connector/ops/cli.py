@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -16,6 +15,7 @@ import click
 
 from connector import __version__, db, logs, metrics
 from connector.models import DeliveryStatus
+from connector.qualio.drift import STATUSES as QUALIO_STATUSES
 from connector.settings import Settings, SettingsError, load_settings, require_webhook_auth
 
 log = logging.getLogger("connector")
@@ -57,10 +57,12 @@ def db_upgrade() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
-              help="Web processes (gunicorn).")
+              help="Web processes.")
+@click.option("--server", type=click.Choice(["granian", "gunicorn"]), default="granian", show_default=True,
+              help="HTTP server of the web processes (granian measured faster: bench/README.md).")
 @click.option("--worker/--no-worker", "with_worker", default=True, show_default=True,
               help="Also run a sync worker (a child process); --no-worker when workers are scaled separately.")
-def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
+def serve(host: str, port: int, workers: int, server: str, with_worker: bool) -> None:
     """Serve the webhook endpoint (and, by default, a sync worker)."""
     settings = settings_or_exit()
     try:
@@ -80,32 +82,45 @@ def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
     metrics_dir = tempfile.mkdtemp(prefix="nc-connector-metrics-")
     os.environ.setdefault(metrics.MULTIPROC_ENV, metrics_dir)
     from connector.ops.app import create_app
-    from connector.ops.serving import serve as run_gunicorn
+    from connector.ops.serving import serve as run_server
+    from connector.ops.supervise import Supervisor, serve_supervised
+    from connector.sync.heartbeat import SUPERVISOR_ENV
 
-    child = subprocess.Popen([sys.executable, "-m", "connector", "worker"]) if with_worker else None
+    # The worker child and the web processes learn who supervises (the web's /readyz checks that worker).
+    supervisor = Supervisor(settings) if with_worker else None
+    if supervisor is not None:
+        os.environ[SUPERVISOR_ENV] = supervisor.id
+    else:
+        os.environ.pop(SUPERVISOR_ENV, None)
+    owner = os.getpid()
     try:
-        run_gunicorn(lambda: create_app(settings), host, port, workers)
+        serve_supervised(lambda: run_server(lambda: create_app(settings), host, port, workers, server=server),
+                         supervisor)
     finally:
-        if child is not None:
-            child.terminate()
-            child.wait(30)
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        if os.getpid() == owner:  # the server's forked web processes leave through here too
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @main.command()
 def worker() -> None:
-    """Run the sync loop: queued deliveries -> Jira. Stops cleanly on SIGTERM/SIGINT."""
+    """Run the sync loop: queued deliveries -> Jira. On SIGTERM/SIGINT it finishes the sync in flight (at most
+    NC_CONNECTOR_WORKER_STOP_TIMEOUT), releases its claims and exits."""
     settings = settings_or_exit()
     try:
         check_sync_settings(settings)
         from connector.ops.runtime import build_worker
+        from connector.sync.heartbeat import SUPERVISOR_ENV
 
         sync_worker = build_worker(settings)
     except (SettingsError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
+    sync_worker.supervisor = os.environ.get(SUPERVISOR_ENV) or None  # set when `serve` runs this worker
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    from connector.ops.reconcile_cmd import start_periodic
+
+    start_periodic(settings, stop)  # every NC_CONNECTOR_RECONCILE_INTERVAL, one run across the installation
     sync_worker.run_forever(stop)
 
 
@@ -168,11 +183,12 @@ def replay(delivery_ids: tuple[int, ...], all_dead: bool) -> None:
 
 @main.command()
 def status() -> None:
-    """Queue depth, dead letters, oldest waiting delivery, last sync."""
+    """Queue depth, dead letters, oldest waiting delivery, last sync, the workers and their heartbeats."""
     from connector.ops import views as admin
 
     settings = settings_or_exit()
-    click.echo(admin.format_status(admin.status(db.make_engine(settings.database_url))))
+    engine = db.make_engine(settings.database_url)
+    click.echo(admin.format_status(admin.status(engine, settings.worker_heartbeat)))
 
 
 @main.group("links")
@@ -269,6 +285,18 @@ def mappings_check(path: str | None, payload: str | None, live: bool) -> None:
     if problems:
         click.echo("\n".join(problems), err=True)
         sys.exit(1)
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Print the drift table; queue nothing.")
+@click.option("--backfill", is_flag=True, help="Also queue NCs last modified before the installation's watermark.")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(QUALIO_STATUSES),
+              help="With --backfill: the Qualio statuses to backfill (repeatable; default open).")
+def reconcile(dry_run: bool, backfill: bool, statuses: tuple[str, ...]) -> None:
+    """Sweep Qualio's event list once and queue a sync for every NC the webhooks missed."""
+    from connector.ops import reconcile_cmd
+
+    reconcile_cmd.main(settings_or_exit(), dry_run, backfill, statuses)
 
 
 @main.command()

@@ -3,7 +3,9 @@
 SQLite in a temporary directory, the Jira sandbox on a free loopback port (in this process),
 `nc-connector serve` (web app + worker, a child process) on another. Signed deliveries arrive
 2-3 times, two different changes share a second, a comment is redelivered, Jira has an outage
-(503 with Retry-After) in the middle. Then a table of what happened. Leaves nothing running.
+(503 with Retry-After) in the middle; last, a change made in Qualio whose webhook was lost is found by
+reconcile against a Qualio stand-in (also in this process). Then a table of what happened. Leaves nothing
+running.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +32,15 @@ import requests
 from sqlalchemy import func, select
 
 from connector import db
+from connector.budgets import SharedBudget
 from connector.models import WAITING, Delivery, DeliveryStatus
+from connector.qualio.client import QualioClient
+from connector.qualio.reconcile import Reconciler
 from connector.receive.signing import signed_headers
 from connector.receive.webhook import WEBHOOK_PATH
 from connector.sandbox import RunningSandbox, start_in_thread
+from connector.sandbox.qualio import QualioState, RunningQualio
+from connector.sandbox.qualio import start_in_thread as start_qualio
 
 DEADLINE_SECONDS = 50.0
 Say = Callable[[str], None]
@@ -139,7 +147,8 @@ def _settled(engine: Any) -> bool:
 def run_demo(say: Say = print) -> int:
     """Play the story; print the table; 0 when every NC has exactly one issue and nothing is lost."""
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="nc-connector-demo-") as tmp, start_in_thread() as sandbox:
+    with tempfile.TemporaryDirectory(prefix="nc-connector-demo-") as tmp, start_in_thread() as sandbox, \
+            start_qualio(_qualio_state()) as qualio:
         secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
         port = _free_port()
         db_url = f"sqlite:///{Path(tmp) / 'nc-connector.db'}"
@@ -148,7 +157,8 @@ def run_demo(say: Say = print) -> int:
                "NC_CONNECTOR_JIRA_URL": sandbox.url, "NC_CONNECTOR_JIRA_PAT": sandbox.state.config.pat,
                "NC_CONNECTOR_JIRA_PROJECT": sandbox.state.config.project_key,
                "NC_CONNECTOR_WORKER_POLL_INTERVAL": "0.2s", "NC_CONNECTOR_RETRY_BASE": "1s",
-               "NC_CONNECTOR_LOG_LEVEL": "WARNING"}
+               "NC_CONNECTOR_LOG_LEVEL": "WARNING", "NC_CONNECTOR_QUALIO_URL": qualio.url,
+               "NC_CONNECTOR_QUALIO_API_KEY": qualio.state.api_key, "NC_CONNECTOR_RECONCILE_INTERVAL": "0"}
         say(f"Jira sandbox on {sandbox.url}; database {db_url}")
         base = f"http://127.0.0.1:{port}"
         with _serving(env, port, Path(tmp) / "serve.log") as proc:
@@ -156,7 +166,9 @@ def run_demo(say: Say = print) -> int:
             say(f"nc-connector serving on {base} (pid {proc.pid}) with a sync worker")
             engine = db.make_engine(db_url)
             answers = _play(base, secret, sandbox, engine, say)
-            summary = _summary(answers, sandbox, engine)
+            found = _lost_webhook(qualio, engine, say)
+            summary = {**_summary(answers, sandbox, engine), "reconciled": found}
+            summary["ok"] = summary["ok"] and found == 1
             engine.dispose()
     say(_table(summary, time.monotonic() - started))
     return 0 if summary["ok"] else 1
@@ -169,9 +181,29 @@ def _play(base: str, secret: str, sandbox: RunningSandbox, engine: Any, say: Say
             sandbox.state.add_fault("unavailable", 4, retry_after=2)
         got = _send_all(base + WEBHOOK_PATH, secret, batch)
         answers += got
-        say(f"[{index}/4] {phase}: sent {sum(got.values())}, accepted {got[202]}, duplicates {got[200]}")
+        say(f"[{index}/5] {phase}: sent {sum(got.values())}, accepted {got[202]}, duplicates {got[200]}")
         _wait_until(lambda: _settled(engine), DEADLINE_SECONDS, "the queue did not drain")
     return answers
+
+
+def _qualio_state() -> QualioState:
+    """Qualio as the story leaves it: NCR-12 (the one NC of the story with a Qualio code) closed."""
+    state = QualioState(api_key="demo-qualio-key")
+    state.add_event("NCR", "closed", "Cleaning log not signed off", code="NCR-12",
+                    at=datetime(2025, 1, 5, 11, 5, tzinfo=UTC))
+    return state
+
+
+def _lost_webhook(qualio: RunningQualio, engine: Any, say: Say) -> int:
+    """NCR-12 is retitled in Qualio and its webhook never comes: reconcile finds it and the worker syncs it."""
+    qualio.state.change("NCR-12", title="Cleaning log not signed off (night shift)")
+    client = QualioClient(qualio.url, qualio.state.api_key, limiter=SharedBudget(engine, "qualio", 200))
+    report = Reconciler(engine, client, ("NCR",)).run("cli")
+    _wait_until(lambda: _settled(engine), DEADLINE_SECONDS, "the queue did not drain")
+    f = report.figures
+    say(f"[5/5] NCR-12 retitled in Qualio, its webhook lost: reconcile scanned {f.scanned}, changed {f.changed} "
+        f"({f.requests} Qualio requests), queued as a delivery from reconcile, synced to Jira")
+    return f.changed
 
 
 def _summary(answers: Counter[int], sandbox: RunningSandbox, engine: Any) -> dict[str, Any]:
@@ -203,6 +235,7 @@ def _table(s: dict[str, Any], seconds: float) -> str:
         f"Jira issue updates         {s['updates']:>5}",
         f"Jira transitions           {s['transitions']:>5}",
         f"Jira comments              {s['comments']:>5}",
+        f"lost webhooks reconciled   {s['reconciled']:>5}",
         f"Jira 503s during outage    {s['outage']:>5}",
         f"attempts spent             {s['retries']:>5}  (a 503 with Retry-After spends none)",
         f"dead letters               {s['dead']:>5}",

@@ -15,6 +15,8 @@ from connector import throttles
 from connector.clock import utcnow
 from connector.metrics import MULTIPROC_ENV
 from connector.models import DeliveryStatus
+from connector.ops.reconcile_views import ReconcileCollector
+from connector.sync import heartbeat
 from connector.sync.queue import queue_figures
 
 
@@ -43,6 +45,12 @@ class QueueCollector(Collector):
                                 "permissions)", value=1.0 if fault else 0.0)
         yield GaugeMetricFamily("nc_connector_installation_fault_probes", "Failed probes of that fault in a row",
                                 value=float(fault.strikes) if fault else 0.0)
+        beats = GaugeMetricFamily("nc_connector_worker_heartbeat_age_seconds",
+                                  "Seconds since each sync worker's last heartbeat (the workers table)",
+                                  labels=["worker", "host", "pid"])
+        for worker in heartbeat.list_workers(self.engine):
+            beats.add_metric([worker.id, worker.host, str(worker.pid)], worker.age_seconds)
+        yield beats
 
 
 def render(engine: Engine) -> bytes:
@@ -54,4 +62,5 @@ def render(engine: Engine) -> bytes:
         counters = REGISTRY
     queue = CollectorRegistry()
     queue.register(QueueCollector(engine))
+    queue.register(ReconcileCollector(engine))
     return generate_latest(counters) + generate_latest(queue)

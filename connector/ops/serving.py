@@ -1,39 +1,112 @@
-"""Run the Flask app under gunicorn (several processes share one database safely)."""
+"""Run the Flask app under several web processes: granian (the default) or gunicorn.
+
+Both fork their workers from this process, and each worker builds its own app (engines and pools must
+be created after fork). What holds under either server, and is checked by tests/ops/test_serving.py:
+chunked bodies reach the app de-chunked with `wsgi.input_terminated` set (webhook.read_body relies on
+it for the body limit), SIGTERM lets requests in flight finish (10 s at most), a worker that dies is
+replaced, and the counters of every process add up in /metrics.
+
+granian is the default because it answered the connector's webhooks faster and with a lower p99 than
+gunicorn's gthread workers under the same load (bench/README.md, "Serving"): its HTTP layer is Rust,
+and only the WSGI call holds the GIL. gunicorn stays available (`serve --server gunicorn`), and the
+plain `gunicorn ... 'connector.ops.app:create_app()'` of the README still works.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
-from gunicorn.app.base import BaseApplication
+
+from connector.metrics import MULTIPROC_ENV
+
+SERVERS = ("granian", "gunicorn")
+DEFAULT_SERVER = "granian"
+THREADS = 4  # request threads per web process, under either server
+GRACEFUL_SECONDS = 10  # how long SIGTERM waits for requests in flight before the workers are killed
 
 
-class GunicornServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn with its options given in code; each worker process builds its own app."""
-
-    def __init__(self, app_factory: Any, options: dict[str, Any]) -> None:
-        self._factory = app_factory
-        self._options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self._options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> Flask:
-        app: Flask = self._factory()
-        return app
+def serve(app_factory: Callable[[], Flask], host: str, port: int, workers: int, threads: int = THREADS,
+          server: str = DEFAULT_SERVER) -> None:
+    """Serve app_factory() on host:port in `workers` processes until SIGTERM/SIGINT."""
+    _count_across_processes()
+    if server == "granian":
+        _serve_granian(app_factory, host, port, workers, threads)
+    elif server == "gunicorn":
+        _serve_gunicorn(app_factory, host, port, workers, threads)
+    else:
+        raise ValueError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
 
 
-def serve(app_factory: Any, host: str, port: int, workers: int, threads: int = 4) -> None:
-    options = {
+def _serve_granian(app_factory: Callable[[], Flask], host: str, port: int, workers: int, threads: int) -> None:
+    from granian.constants import HTTPModes, Interfaces
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    # granian starts workers with multiprocessing's start method: under fork they inherit app_factory (a
+    # closure over the validated settings); under spawn it would have to be pickled, and is not.
+    if multiprocessing.get_start_method(allow_none=False) != "fork":
+        raise RuntimeError("granian workers need the 'fork' start method (Linux's default before Python 3.14)")
+    server = Server(
+        "connector.ops.app:create_app",  # only granian's process title: the app comes from app_factory
+        address=host, port=port, interface=Interfaces.WSGI, workers=workers,
+        blocking_threads=threads,  # WSGI calls at once per worker, like gunicorn's gthread threads
+        http=HTTPModes.http1,  # what Qualio and proxies send; HTTP/2 was not measured
+        respawn_failed_workers=True,  # as gunicorn's arbiter does
+        workers_kill_timeout=GRACEFUL_SECONDS,
+        log_access=False,
+        log_level=LogLevels.warning,
+        # granian's own lines go through the root logger: JSON on stderr like every other line.
+        log_dictconfig={"loggers": {"_granian": {"handlers": [], "propagate": True}}},
+    )
+    server.serve(target_loader=app_factory, wrap_loader=False)
+
+
+def _serve_gunicorn(app_factory: Callable[[], Flask], host: str, port: int, workers: int, threads: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class GunicornServer(BaseApplication):  # type: ignore[misc]
+        """gunicorn with its options given in code; each worker process builds its own app."""
+
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Flask:
+            return app_factory()
+
+    options: dict[str, Any] = {
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": threads,
         "worker_class": "gthread",
         "accesslog": None,
         "timeout": 30,
-        "graceful_timeout": 10,
+        "graceful_timeout": GRACEFUL_SECONDS,
         "preload_app": False,  # engines and pools must be created after fork
     }
-    GunicornServer(app_factory, options).run()
+    GunicornServer().run()
+
+
+def _count_across_processes() -> None:
+    """Make this process's metrics (and so its forked workers') count into the multiprocess directory.
+
+    prometheus_client picks its value class once, when it is first imported: `nc-connector` imports it
+    before `serve` sets PROMETHEUS_MULTIPROC_DIR, so the web workers counted in memory of their own and
+    /metrics (which reads the directory) never showed their deliveries. Nothing has been counted in this
+    process yet, so re-creating every metric's values with the multiprocess class loses nothing.
+    """
+    from prometheus_client import REGISTRY, values
+    from prometheus_client.metrics import MetricWrapperBase
+
+    if not os.environ.get(MULTIPROC_ENV) or getattr(values.ValueClass, "_multiprocess", False):
+        return
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+    for collector in list(REGISTRY._collector_to_names):
+        if isinstance(collector, MetricWrapperBase):
+            children = list(collector._metrics.values()) if collector._is_parent() else [collector]  # type: ignore[no-untyped-call]
+            for metric in children:
+                metric._metric_init()  # type: ignore[no-untyped-call]

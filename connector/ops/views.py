@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,9 @@ from sqlalchemy import Engine, func, select
 from connector import throttles
 from connector.clock import utcnow
 from connector.models import Delivery, DeliveryStatus, NcLink
+from connector.ops import reconcile_views
 from connector.settings import Settings
-from connector.sync import links
+from connector.sync import heartbeat, links
 from connector.sync.queue import queue_figures
 
 
@@ -33,11 +35,12 @@ def _when(value: datetime | None) -> str:
 
 
 def format_deliveries(rows: list[Any]) -> str:
-    header = f"{'id':>8}  {'nc':<16} {'event':<18} {'status':<10} {'tries':>5}  {'received':<19}  {'jira':<10} error"
+    header = (f"{'id':>8}  {'nc':<16} {'event':<18} {'source':<9} {'status':<10} {'tries':>5}  {'received':<19}  "
+              f"{'jira':<10} error")
     lines = [header]
     for r in rows:
         error = (r.last_error or "").splitlines()[0][:80] if r.last_error else ""
-        lines.append(f"{r.id:>8}  {r.nc_id:<16} {r.event_type:<18} {r.status:<10} {r.attempts:>5}  "
+        lines.append(f"{r.id:>8}  {r.nc_id:<16} {r.event_type:<18} {r.source:<9} {r.status:<10} {r.attempts:>5}  "
                      f"{_when(r.received_at):<19}  {r.jira_key or '-':<10} {error}")
     return "\n".join(lines)
 
@@ -53,14 +56,15 @@ def show_delivery(engine: Engine, delivery_id: int) -> str | None:
     return "\n".join(lines)
 
 
-def status(engine: Engine) -> dict[str, Any]:
+def status(engine: Engine, heartbeat_interval: float = 2.0) -> dict[str, Any]:
     figures = queue_figures(engine)
     with engine.connect() as conn:
         last_sync = conn.execute(select(func.max(Delivery.finished_at))
                                  .where(Delivery.status == DeliveryStatus.DONE)).scalar()
         linked = conn.execute(select(func.count()).where(NcLink.state == "linked")).scalar_one()
     return {**figures, "last_sync_at": last_sync, "linked_ncs": linked, "fault": throttles.fault(engine),
-            "duplicates": links.duplicated(engine)}
+            "duplicates": links.duplicated(engine), "workers": heartbeat.list_workers(engine),
+            "heartbeat_interval": heartbeat_interval, "reconcile": reconcile_views.last_run(engine)}
 
 
 LABELS = {DeliveryStatus.DEAD: "dead letters:"}
@@ -76,9 +80,22 @@ def format_status(figures: dict[str, Any]) -> str:
         f"NCs linked to Jira: {figures['linked_ncs']}",
         f"last sync: {_when(figures['last_sync_at'])}",
         *_fault_lines(figures.get("fault")),
+        *_worker_lines(figures.get("workers", []), figures.get("heartbeat_interval", 2.0)),
+        *(reconcile_views.status_lines(figures["reconcile"]) if "reconcile" in figures else []),
         *(f"SEVERAL ISSUES carry the label of {nc_id}: linked to one, also {keys} (merge or delete them)"
           for nc_id, keys in figures.get("duplicates", {}).items()),
     ])
+
+
+def _worker_lines(workers: list[heartbeat.WorkerInfo], interval: float) -> list[str]:
+    lines = [f"workers: {len(workers)}"]
+    for w in workers:
+        state = (f"STALE: no heartbeat for {w.age_seconds:.0f}s" if w.is_stale(interval)
+                 else f"last beat {w.age_seconds:.1f}s ago")
+        doing = f", syncing {w.claim}" if w.claim else ", idle"
+        owner = f" (run by serve {w.supervisor})" if w.supervisor else ""
+        lines.append(f"  {w.id}  since {_when(w.started_at)}  {state}{doing}{owner}")
+    return lines
 
 
 def _fault_lines(fault: throttles.Fault | None) -> list[str]:
@@ -92,7 +109,6 @@ def check_mapping(settings: Settings, path: str | None, payload_path: str | None
                   live: bool) -> tuple[str, list[str]]:
     """Validate a mapping; render a payload with it; optionally check it against the live Jira."""
     from connector.mapping.load import default_mapping_path, load_mapping
-    from connector.mapping.render import render_fields, target_status
     from connector.mapping.rules import MappingError
 
     target = Path(path) if path else Path(settings.mapping_file or default_mapping_path())
@@ -119,21 +135,49 @@ def check_mapping(settings: Settings, path: str | None, payload_path: str | None
         problems.extend(unknown_fields(mapping, resolver))
         problems.extend(screen_problems(gateway, mapping, resolver))
     if payload_path:
-        from connector.receive.events import PayloadError, parse_event
-
         try:
-            event = parse_event(Path(payload_path).read_bytes())
-        except PayloadError as exc:
-            raise ValueError(f"{payload_path}: {exc.detail}") from None
-        nc = {k: v for k, v in event.payload.items() if k != "comment"}
-        try:
-            fields = render_fields(mapping, nc, resolver)
-        except MappingError as exc:
-            return "\n".join(out), [str(exc)]
+            preview = preview_payload(mapping, Path(payload_path).read_bytes(), resolver)
+        except ValueError as exc:
+            raise ValueError(f"{payload_path}: {exc}") from None
+        if preview.problem:
+            return "\n".join(out), [preview.problem]
         out.append("Jira fields that would be sent:")
-        out.append(json.dumps(fields, indent=2, ensure_ascii=False, default=str))
-        out.append(f"target status: {target_status(mapping, nc) or '(unchanged)'}")
+        out.append(json.dumps(preview.fields, indent=2, ensure_ascii=False, default=str))
+        out.append(f"target status: {preview.status}")
+        if preview.comment is not None:
+            out.append("comment that would be posted:")
+            out.append(preview.comment)
     return "\n".join(out), problems
+
+
+@dataclass(frozen=True)
+class PayloadPreview:
+    """What a mapping makes of one payload: `mappings check --payload` and the console's mapping preview."""
+
+    fields: dict[str, Any]
+    status: str  # the target status, or "(unchanged)"
+    comment: str | None  # the Jira comment, when the payload carries one
+    problem: str | None = None  # the mapping could not render it (the other values are then empty)
+
+
+def preview_payload(mapping: Any, raw: bytes, resolver: Any = None) -> PayloadPreview:
+    """Render a payload (checked against the webhook contract: ValueError names the problem) with a mapping."""
+    from connector.mapping.render import render_comment, render_fields, target_status
+    from connector.mapping.rules import MappingError
+    from connector.receive.events import PayloadError, parse_event
+
+    try:
+        event = parse_event(raw)
+    except PayloadError as exc:
+        raise ValueError(exc.detail) from None
+    nc = {k: v for k, v in event.payload.items() if k != "comment"}
+    try:
+        fields = render_fields(mapping, nc, resolver)
+        comment = event.payload.get("comment")
+        text = render_comment(mapping, nc, comment) if isinstance(comment, dict) else None
+    except MappingError as exc:
+        return PayloadPreview({}, "", None, str(exc))
+    return PayloadPreview(fields, str(target_status(mapping, nc) or "(unchanged)"), text)
 
 
 def screen_problems(gateway: Any, mapping: Any, resolver: Any) -> list[str]:

@@ -1,4 +1,4 @@
-"""Optional enrichment from Qualio's public API: fetch an event in full, map it to our NC record.
+"""Qualio's public API: an event in full (enrichment), the templates and pages of event summaries (reconcile).
 
 Qualio allows 200 requests per minute per API key and answers 429 beyond that. ``QualioClient``
 keeps under its share with a sliding-window limiter (waiting when the window is full). After a 429
@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 from urllib.parse import quote
 
 import requests
@@ -32,9 +32,11 @@ from connector.http_api import (
     session_without_retries,
     status_line,
 )
+from connector.qualio.record import nc_record_from_event
 from connector.secrets import redact
 
-__all__ = ["QualioAuthError", "QualioClient", "QualioError", "RateLimiter", "is_event_code", "nc_record_from_event"]
+__all__ = ["Limiter", "QualioAuthError", "QualioClient", "QualioError", "RateLimiter", "is_event_code",
+           "nc_record_from_event"]
 
 WINDOW_SECONDS = 60.0
 _RETRYABLE_4XX = frozenset({408, 429})
@@ -167,16 +169,29 @@ class Backoff:
             self._in_a_row = 0
 
 
-class QualioClient:
-    """Reads events from Qualio's API (``GET {base}/v1/events/events/{code}``).
+class Limiter(Protocol):
+    """What the client needs of a budget: ``RateLimiter`` (this process) or ``connector.budgets.SharedBudget``."""
 
-    One client per process: its limiter (``max_per_minute``, the pause after a 429) covers every thread that
-    calls it. ``clock``, ``sleep`` and ``jitter`` (the backoff's, see ``Backoff``) are for the tests.
+    def acquire(self) -> float: ...
+
+    def pause(self, seconds: float) -> float: ...
+
+    def paused_for(self) -> float: ...
+
+
+class QualioClient:
+    """Reads Qualio's API: an event in full (``fetch_event``), the event templates (``list_templates``) and a
+    page of event summaries (``query_events``).
+
+    Every request takes a slot of ``limiter`` first (default: a ``RateLimiter`` of ``max_per_minute`` for this
+    process; the runtime passes the installation's ``SharedBudget``); a 429 pauses it for every caller.
+    ``clock``, ``sleep`` and ``jitter`` (the backoff's, see ``Backoff``) are for the tests. ``requests`` and
+    ``throttled`` count what this client sent and how many 429s came back.
     """
 
     def __init__(self, base_url: str, api_key: str, timeout: float = 10.0, max_per_minute: int = 200,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                 jitter: Callable[[float], float] = equal_jitter) -> None:
+                 jitter: Callable[[float], float] = equal_jitter, limiter: Limiter | None = None) -> None:
         if not base_url:
             raise ValueError("a Qualio base URL is required")
         if not api_key:
@@ -184,9 +199,11 @@ class QualioClient:
         self._base = base_url.rstrip("/")
         self._api_key = api_key
         self._timeout = timeout
-        self._limiter = RateLimiter(max_per_minute, clock=clock, sleep=sleep)
+        self._limiter: Limiter = limiter or RateLimiter(max_per_minute, clock=clock, sleep=sleep)
         self._backoff = Backoff(jitter=jitter)
         self._session = _session(api_key)
+        self.requests = 0
+        self.throttled = 0
 
     def close(self) -> None:
         self._session.close()
@@ -195,24 +212,47 @@ class QualioClient:
         """The raw ``eventDetailed`` record of the event with this code (e.g. NCR-12)."""
         if not code:
             raise ValueError("an event code is required")
+        return self._get(f"/v1/events/events/{quote(code, safe='')}", None, f"event {code} not found")
+
+    def list_templates(self) -> list[dict[str, Any]]:
+        """Every effective event template (``eventTemplateResp.items``): prefix, event_template_matrix_id, ..."""
+        items = self._get("/v1/events/templates", None, "no event templates").get("items")
+        if not isinstance(items, list):
+            raise QualioError("the template list has no items", status=200, retryable=True)
+        return [item for item in items if isinstance(item, dict)]
+
+    def query_events(self, status: str, offset: int, limit: int,
+                     template_id: str | None = None) -> dict[str, Any]:
+        """One page of event summaries (``eventQueryResponse``: ``items`` and ``total``) with this status."""
+        params: dict[str, str | int] = {"status": status, "offset": offset, "limit": limit}
+        if template_id is not None:
+            params["event_template_matrix_id"] = template_id
+        page = self._get("/v1/events/events", params, "events not found")
+        if not isinstance(page.get("items"), list) or not isinstance(page.get("total"), int | float):
+            raise QualioError("the event list has no items or no total", status=200, retryable=True)
+        return page
+
+    def _get(self, path: str, params: dict[str, str | int] | None, not_found: str) -> dict[str, Any]:
         paused = self._limiter.acquire()
         if paused > 0:
             raise QualioError(f"not sent: Qualio calls are paused after a 429 ({paused:.0f} s left)",
                               status=429, retry_after=paused, retryable=True)
         backoff_round = self._backoff.round
-        url = f"{self._base}/v1/events/events/{quote(code, safe='')}"
+        self.requests += 1
         try:
             # No redirects: requests would forward the X-Api-Key header to wherever they point.
-            response = self._session.get(url, timeout=self._timeout, allow_redirects=False)
+            response = self._session.get(self._base + path, params=params, timeout=self._timeout,
+                                         allow_redirects=False)
         except requests.RequestException as exc:
             failure = request_failure(exc, [self._api_key])
             raise QualioError(failure.message, retryable=failure.retryable) from None
         if response.status_code == 429:
+            self.throttled += 1
             raise self._throttled(response, backoff_round)
         self._backoff.reset()
         if response.status_code == 200:
             return self._event(response)
-        raise self._from_response(response, code)
+        raise self._from_response(response, not_found)
 
     def _throttled(self, response: requests.Response, backoff_round: int) -> QualioError:
         """Pause every caller: for Retry-After when usable (> 0), else for the backoff's next wait."""
@@ -236,11 +276,11 @@ class QualioClient:
             raise QualioError("the answer is not a JSON object", status=response.status_code, retryable=True)
         return data
 
-    def _from_response(self, response: requests.Response, code: str) -> QualioError:
+    def _from_response(self, response: requests.Response, not_found: str) -> QualioError:
         status = response.status_code
         wait = retry_after(response)
         if status == 404:
-            message = f"event {code} not found"
+            message = not_found
         elif 300 <= status < 400:
             message = f"Qualio redirected to {response.headers.get('Location')!r}: check the Qualio URL"
         else:
@@ -269,89 +309,3 @@ def _error_message(response: requests.Response) -> str:
             return "; ".join(str(e.get("description", e)) if isinstance(e, dict) else str(e)
                              for e in errors)[:_MAX_MESSAGE]
     return status_line(response)
-
-
-# -- eventDetailed -> NC record (pure) ------------------------------------------------------------
-
-# Qualio's own status (open, closed, imported, rejected, cancelled) is `qualioStatus`: the webhook's `status`
-# is the NC's workflow status, which drives the Jira transition, and must not be replaced by the coarse one.
-_SCALARS = {"ncId": "code", "title": "title", "description": "description", "qualioStatus": "status", "url": "url",
-            "createdAt": "created_at", "dueAt": "due_at", "modifiedAt": "modified_at",
-            "closedAt": "closed_at", "risk": "risk"}
-
-
-def nc_record_from_event(event: dict[str, Any]) -> dict[str, Any]:
-    """Map Qualio's ``eventDetailed`` to our NC record (the camelCase keys of the webhook contract).
-
-    ``fields`` holds each form field by label, in step and field order: the value for a single
-    field (None when empty), a list for a multi field. Linked events appear as their code, other
-    linked records (documents, suppliers, ...) as their name. ``sections`` holds each content
-    section's content by label. A label seen before (in an earlier step) is kept as
-    ``"<step label> / <label>"`` so that nothing is lost and the first keeps its plain name.
-    Missing keys become None (or empty), so a partial record maps too.
-    """
-    record: dict[str, Any] = {ours: event.get(theirs) for ours, theirs in _SCALARS.items()}
-    record["ownerUserId"] = _number(event.get("owner_user_id"))
-    record["tagIds"] = [_number(t) for t in event.get("tag_ids") or []]
-    record["escalatedFrom"] = list(event.get("escalated_from") or [])
-    record["escalatedTo"] = list(event.get("escalated_to") or [])
-    steps = _ordered([s for s in event.get("steps") or [] if isinstance(s, dict)])
-    record["fields"] = _form_fields(steps)
-    record["sections"] = _content_sections(steps)
-    return record
-
-
-def _form_fields(steps: list[dict[str, Any]]) -> dict[str, Any]:
-    # A "section" inside a form is a heading: it holds no value.
-    return _step_values(steps, "form", "fields", _field_value, skip_type="section")
-
-
-def _content_sections(steps: list[dict[str, Any]]) -> dict[str, Any]:
-    return _step_values(steps, "content", "sections", lambda section: section.get("content"))
-
-
-def _step_values(steps: list[dict[str, Any]], step_type: str, key: str, value_of: Callable[[dict[str, Any]], Any],
-                 skip_type: str | None = None) -> dict[str, Any]:
-    """Label -> value over the steps of `step_type`, each step's `key` list in its own order."""
-    found: dict[str, Any] = {}
-    for step in steps:
-        if step.get("type") != step_type:
-            continue
-        for item in _ordered(step.get(key) or []):
-            if skip_type is None or item.get("type") != skip_type:
-                _put(found, step, str(item.get("label", "")), value_of(item))
-    return found
-
-
-def _put(found: dict[str, Any], step: dict[str, Any], label: str, value: Any) -> None:
-    key = label if label not in found else f"{step.get('label', '')} / {label}"
-    found.setdefault(key, value)
-
-
-def _field_value(field: dict[str, Any]) -> Any:
-    is_event = field.get("type") == "event"
-    values = [_value(v, is_event) for v in field.get("values") or []]
-    if field.get("multi"):
-        return values
-    return values[0] if values else None
-
-
-def _value(value: Any, is_event: bool) -> Any:
-    if not isinstance(value, dict):
-        return value
-    if is_event and value.get("code"):
-        return value["code"]
-    return value.get("name")
-
-
-def _ordered(items: list[Any]) -> list[dict[str, Any]]:
-    """Dict items sorted by their ``order`` (stable; those without one keep their place at the end)."""
-    dicts = [i for i in items if isinstance(i, dict)]
-    return sorted(dicts, key=lambda i: (not isinstance(i.get("order"), int | float), i.get("order") or 0))
-
-
-def _number(value: Any) -> Any:
-    """JSON numbers that are whole (1.0) as int: ids compare and print as ids."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value

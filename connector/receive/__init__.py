@@ -2,7 +2,8 @@
 
 Owns the NC event contract (`events`), Standard Webhooks and bearer verification (`signing`), the canonical JSON
 and its hash (`fingerprint`), the one-transaction ingest of fingerprint row + queued delivery (`store`, with
-SQLite's `group_commit`), problem+json answers (`problems`) and the Flask blueprint (`webhook`).
+SQLite's `group_commit`), the workers' wake-up after commit (`notify`), problem+json answers (`problems`)
+and the Flask blueprint (`webhook`).
 May import: the core modules at the top of `connector` (settings, db, models, clock, metrics, secrets).
 Never the later stages (`sync`, `jira`, `mapping`, `qualio`) nor `ops`: ingest must not depend on Jira.
 """

@@ -13,10 +13,10 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Dialect, Engine, delete, insert, or_, select, text, update
+from sqlalchemy import Connection, Dialect, Engine, delete, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import Pool
 
@@ -25,8 +25,9 @@ from connector.db import begin_immediate
 from connector.models import Delivery, DeliveryStatus, Fingerprint, UTCDateTime
 from connector.receive.events import NcEvent
 from connector.receive.group_commit import GroupCommit
+from connector.receive.notify import NOTIFY_CHANNEL, notifier
 
-NOTIFY_CHANNEL = "nc_connector_deliveries"
+__all__ = ["NOTIFY_CHANNEL", "Accepted", "Duplicate", "PruneResult", "prune", "record_delivery"]
 FINISHED_STATUSES = (DeliveryStatus.DONE, DeliveryStatus.IGNORED)
 Arg = TypeVar("Arg")
 Out = TypeVar("Out")
@@ -44,13 +45,26 @@ class Duplicate:
     first_seen_at: datetime
 
 
-# The ingest INSERTs go straight to the driver connection (from SQLAlchemy's pool): SQLAlchemy's
+# The ingest statements go straight to the driver connection (from SQLAlchemy's pool): SQLAlchemy's
 # statement machinery cost more CPU per delivery than everything else an ingest does (profile in
 # bench/README.md). The SQL is fixed text; values are bound by the driver.
 #
-# PostgreSQL: the fingerprint row, the queued delivery and the worker's wake-up in ONE statement,
-# sent in autocommit (a single statement is its own transaction) and prepared once per connection:
-# one round trip. No fingerprint row inserted (a conflict) means no delivery row either.
+# PostgreSQL: ONE statement, sent in autocommit (a single statement is its own transaction) and prepared
+# once per connection, so a new delivery and a duplicate each cost one round trip:
+# - new content and webhook-id: the fingerprint row and the queued delivery;
+# - a duplicate (a conflict on either unique index): the sighting noted on the row(s) it duplicates,
+#   returning the first sighting's time, and the thin-event re-queue when it applies.
+# No NOTIFY in it: the workers' wake-up is sent after the commit, one for many deliveries (notify.py).
+# A commit that only noted a sighting does not wait for its WAL flush (synchronous_commit off for that
+# transaction alone): the content it duplicates was committed durably before, and what a crash of the
+# database server could lose is the last ~0.6 s of sightings (wal_writer_delay x 3), i.e. a times_seen
+# and a last_seen_at, never a delivery. Waiting for that flush made a duplicate cost as much as a new
+# delivery, where the baseline's duplicate writes nothing; the prune guarantee keeps all but that window.
+# Every CTE sees the statement's snapshot. A conflict with a row committed after that snapshot was taken
+# (a concurrent copy) leaves `seen` empty: record_delivery then notes the sighting in a second statement.
+# The re-queue needs a sighting (EXISTS seen), so in that case nothing of the duplicate was written yet.
+_DELIVERY_COLUMNS = """fingerprint, webhook_id, nc_id, event_type, event_timestamp, payload, received_at,
+                            status, attempts, next_attempt_at"""
 _PG_RECORD = f"""
 WITH fp AS (
     INSERT INTO fingerprints (fingerprint, webhook_id, nc_id, event_type, first_seen_at, last_seen_at, times_seen)
@@ -58,16 +72,28 @@ WITH fp AS (
     ON CONFLICT DO NOTHING
     RETURNING id
 ), queued AS (
-    INSERT INTO deliveries (fingerprint, webhook_id, nc_id, event_type, event_timestamp, payload, received_at,
-                            status, attempts, next_attempt_at)
+    INSERT INTO deliveries ({_DELIVERY_COLUMNS})
     SELECT %(fingerprint)s, %(webhook_id)s, %(nc_id)s, %(event_type)s, %(event_timestamp)s, %(payload)s, %(now)s,
            '{DeliveryStatus.QUEUED}', 0, %(now)s
     FROM fp
     RETURNING id
+), seen AS (
+    UPDATE fingerprints SET last_seen_at = %(now)s, times_seen = times_seen + 1
+    WHERE NOT EXISTS (SELECT FROM fp) AND (fingerprint = %(fingerprint)s OR webhook_id = %(webhook_id)s)
+    RETURNING first_seen_at
+), requeued AS (
+    INSERT INTO deliveries ({_DELIVERY_COLUMNS})
+    SELECT %(fingerprint)s, NULL, %(nc_id)s, %(event_type)s, %(event_timestamp)s, %(payload)s, %(now)s,
+           '{DeliveryStatus.QUEUED}', 0, %(now)s
+    WHERE %(requeue)s AND EXISTS (SELECT FROM seen) AND NOT EXISTS (
+        SELECT FROM deliveries WHERE nc_id = %(nc_id)s AND status = '{DeliveryStatus.QUEUED}')
+    RETURNING id
 )
-SELECT id, pg_notify('{NOTIFY_CHANNEL}', '') FROM queued
+SELECT (SELECT id FROM queued), (SELECT min(first_seen_at) FROM seen), EXISTS (SELECT FROM requeued),
+       CASE WHEN EXISTS (SELECT FROM seen) AND NOT EXISTS (SELECT FROM requeued)
+            THEN set_config('synchronous_commit', 'off', true) END
 """
-# SQLite has no INSERT in a CTE: two statements between BEGIN IMMEDIATE and COMMIT.
+# SQLite has no INSERT in a CTE: the same steps as statements in one transaction (of a group commit).
 _SQLITE_FINGERPRINT = """
 INSERT INTO fingerprints (fingerprint, webhook_id, nc_id, event_type, first_seen_at, last_seen_at, times_seen)
 VALUES (:fingerprint, :webhook_id, :nc_id, :event_type, :now, :now, 1)
@@ -75,12 +101,23 @@ ON CONFLICT DO NOTHING
 RETURNING id
 """
 _SQLITE_DELIVERY = f"""
-INSERT INTO deliveries (fingerprint, webhook_id, nc_id, event_type, event_timestamp, payload, received_at,
-                        status, attempts, next_attempt_at)
+INSERT INTO deliveries ({_DELIVERY_COLUMNS})
 VALUES (:fingerprint, :webhook_id, :nc_id, :event_type, :event_timestamp, :payload, :now,
         '{DeliveryStatus.QUEUED}', 0, :now)
 RETURNING id
 """
+_SQLITE_SIGHTING = """
+UPDATE fingerprints SET last_seen_at = :now, times_seen = times_seen + 1
+WHERE fingerprint = :fingerprint OR webhook_id = :webhook_id
+RETURNING first_seen_at
+"""
+_SQLITE_REQUEUE = f"""
+INSERT INTO deliveries ({_DELIVERY_COLUMNS})
+SELECT :fingerprint, NULL, :nc_id, :event_type, :event_timestamp, :payload, :now, '{DeliveryStatus.QUEUED}', 0, :now
+WHERE NOT EXISTS (SELECT 1 FROM deliveries WHERE nc_id = :nc_id AND status = '{DeliveryStatus.QUEUED}')
+"""
+# What the driver hands back for a stored datetime: psycopg a naive datetime, sqlite3 SQLAlchemy's text.
+_Stored = datetime | str
 
 
 def record_delivery(engine: Engine, event: NcEvent, body: bytes, fp: str, webhook_id: str | None,
@@ -92,27 +129,51 @@ def record_delivery(engine: Engine, event: NcEvent, body: bytes, fp: str, webhoo
     this copy announces (two thin changes in one second have the same bytes).
     """
     now = utcnow()
-    delivery_id = _insert_new(engine, {
+    requeue = requeue_thin and event.is_thin
+    delivery_id, first_seen = _record(engine, {
         "fingerprint": fp, "webhook_id": webhook_id, "nc_id": event.nc_id, "event_type": event.event_type,
-        "event_timestamp": event.timestamp, "payload": body.decode("utf-8"), "now": now})
+        "event_timestamp": event.timestamp, "payload": body.decode("utf-8"), "now": now, "requeue": requeue})
     if delivery_id is not None:
+        _wake_workers(engine)
         return Accepted(delivery_id, fp)
+    if first_seen is not None:
+        return Duplicate(fp, _from_db(first_seen))
+    # PostgreSQL only: the row this copy duplicates was committed after the statement's snapshot (a
+    # concurrent copy), so the statement could not note the sighting. Rare; a transaction of its own.
     with engine.begin() as conn:
-        if requeue_thin and event.is_thin and not _has_waiting_delivery(conn, event.nc_id):
+        requeued = requeue and not _has_waiting_delivery(conn, event.nc_id)
+        if requeued:
             _enqueue(conn, fp, {"webhook_id": None, "nc_id": event.nc_id, "event_type": event.event_type,
                                 "event_timestamp": event.timestamp, "payload": body.decode("utf-8"),
                                 "received_at": now, "next_attempt_at": now, "status": DeliveryStatus.QUEUED,
                                 "attempts": 0})
-        return Duplicate(fp, _note_sighting(conn, fp, webhook_id, now))
+        duplicate = Duplicate(fp, _note_sighting(conn, fp, webhook_id, now))
+    if requeued:
+        _wake_workers(engine)
+    return duplicate
 
 
-def _insert_new(engine: Engine, values: dict[str, Any]) -> int | None:
-    """Insert and commit the fingerprint row and the queued delivery; None when the content or the
-    webhook-id is already known (nothing written). Driver errors are raised as SQLAlchemy's DBAPIError."""
+def _wake_workers(engine: Engine) -> None:
+    """After a commit that queued a delivery: PostgreSQL's listening workers get a NOTIFY soon (SQLite polls)."""
+    if engine.dialect.name == "postgresql":
+        notifier(engine).poke()
+
+
+_Recorded = tuple[int | None, _Stored | None]  # (new delivery's id, or the first sighting of what it duplicates)
+
+
+def _record(engine: Engine, values: dict[str, Any]) -> _Recorded:
+    """One delivery on the driver connection, committed: new (its id) or a duplicate (its sighting noted,
+    the first sighting's time returned), or (None, None) when PostgreSQL could not note the sighting.
+    Driver errors are raised as SQLAlchemy's DBAPIError."""
     to_db = _datetime_binder(engine.dialect)
     params = values | {"now": to_db(values["now"]), "event_timestamp": to_db(values["event_timestamp"])}
     if engine.dialect.name == "postgresql":
-        return _on_driver_connection(engine.pool, engine.dialect, _insert_postgresql, params)
+        delivery_id, first_seen, requeued = _on_driver_connection(engine.pool, engine.dialect, _record_postgresql,
+                                                                  params)
+        if requeued:
+            _wake_workers(engine)
+        return delivery_id, first_seen
     return _sqlite_writer(engine).submit(params)
 
 
@@ -133,48 +194,59 @@ def _on_driver_connection(pool: Pool, dialect: Dialect, write: Callable[[Any, Ar
             raw.close()
 
 
-def _insert_postgresql(conn: Any, params: dict[str, Any]) -> int | None:
+def _record_postgresql(conn: Any, params: dict[str, Any]) -> tuple[int | None, _Stored | None, bool]:
     conn.autocommit = True
     try:
-        row = conn.execute(_PG_RECORD, params, prepare=True).fetchone()
+        delivery_id, first_seen, requeued, _ = conn.execute(_PG_RECORD, params, prepare=True).fetchone()
     finally:
         conn.autocommit = False  # how SQLAlchemy expects its pooled connections
-    return None if row is None else int(row[0])
+    return (None if delivery_id is None else int(delivery_id)), first_seen, bool(requeued)
 
 
-_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, GroupCommit[dict[str, Any], int | None]] = (
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, GroupCommit[dict[str, Any], _Recorded]] = (
     weakref.WeakKeyDictionary())
 _SQLITE_WRITERS_LOCK = threading.Lock()
 
 
-def _sqlite_writer(engine: Engine) -> GroupCommit[dict[str, Any], int | None]:
+def _sqlite_writer(engine: Engine) -> GroupCommit[dict[str, Any], _Recorded]:
     """This process's group commit for the engine's database (it holds the pool, not the engine)."""
     pool, dialect = engine.pool, engine.dialect
     with _SQLITE_WRITERS_LOCK:
         writer = _SQLITE_WRITERS.get(engine)
         if writer is None:
             writer = _SQLITE_WRITERS[engine] = GroupCommit(
-                lambda batch: _on_driver_connection(pool, dialect, _insert_sqlite_batch, batch))
+                lambda batch: _on_driver_connection(pool, dialect, _record_sqlite_batch, batch))
         return writer
 
 
-def _insert_sqlite_batch(conn: Any, batch: Sequence[dict[str, Any]]) -> list[int | None]:
-    """Every delivery of the batch in one transaction; None for each one already known."""
+def _record_sqlite_batch(conn: Any, batch: Sequence[dict[str, Any]]) -> list[_Recorded]:
+    """Every delivery of the batch in one transaction: new ones stored, duplicates' sightings noted
+    (a duplicate possibly of an earlier item of this batch)."""
     # Take the write lock up front (see db.make_engine); everything is ready before it is held.
     begin_immediate(conn)
     try:
-        results: list[int | None] = []
+        results: list[_Recorded] = []
         for params in batch:
-            if conn.execute(_SQLITE_FINGERPRINT, params).fetchone() is None:
-                results.append(None)  # a duplicate (possibly of an earlier item of this batch)
-            else:
-                results.append(int(conn.execute(_SQLITE_DELIVERY, params).fetchone()[0]))
+            if conn.execute(_SQLITE_FINGERPRINT, params).fetchone() is not None:
+                results.append((int(conn.execute(_SQLITE_DELIVERY, params).fetchone()[0]), None))
+                continue
+            if params["requeue"]:  # before the sighting, as on PostgreSQL: both see the queue as it was
+                conn.execute(_SQLITE_REQUEUE, params)
+            seen = [row[0] for row in conn.execute(_SQLITE_SIGHTING, params)]
+            # The lock is ours since BEGIN: the conflicting row is there (prune cannot run in between).
+            results.append((None, min(seen, default=params["now"])))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
     return results
+
+
+def _from_db(value: _Stored) -> datetime:
+    """A stored naive-UTC datetime as an aware one (what UTCDateTime gives the models)."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC)
 
 
 @functools.cache
@@ -188,8 +260,6 @@ def _datetime_binder(dialect: Dialect) -> Callable[[datetime], Any]:
 def _enqueue(conn: Connection, fp: str, values: Mapping[str, object]) -> int:
     delivery_id: int = conn.execute(
         insert(Delivery).values(fingerprint=fp, **values).returning(Delivery.id)).scalar_one()
-    if conn.dialect.name == "postgresql":  # wakes a listening worker at commit
-        conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
     return delivery_id
 
 

@@ -180,6 +180,33 @@ def renew(engine: Engine, claim: Claim, lease_seconds: float) -> bool:
     return bool(renewed)
 
 
+def claims_of(engine: Engine, worker_id: str) -> list[Claim]:
+    """What a worker holds now, one claim per NC (for its supervisor, once it saw the worker die)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Delivery.nc_id, Delivery.id, Delivery.event_type, Delivery.event_timestamp, Delivery.payload,
+                   Delivery.attempts)
+            .where(Delivery.claimed_by == worker_id, Delivery.status == DeliveryStatus.PROCESSING)
+            .order_by(Delivery.id)).all()
+    by_nc: dict[str, list[ClaimedDelivery]] = {}
+    for row in rows:
+        by_nc.setdefault(row.nc_id, []).append(ClaimedDelivery(row.id, row.event_type, row.event_timestamp,
+                                                               row.payload, row.attempts))
+    return [Claim(nc_id, worker_id, tuple(held_now)) for nc_id, held_now in by_nc.items()]
+
+
+def release(engine: Engine, worker_id: str) -> int:
+    """Give a worker's claims back to the queue, due at once and no attempt counted (a worker that stops
+    without finishing its sync in flight): the next worker need not wait out the lease. The sync still in
+    flight finds the claim gone (`held`) and records nothing more. Returns how many deliveries."""
+    with engine.begin() as conn:
+        return conn.execute(
+            update(Delivery).where(Delivery.claimed_by == worker_id, Delivery.status == DeliveryStatus.PROCESSING)
+            .values(status=DeliveryStatus.QUEUED, claimed_by=None, lease_expires_at=None,
+                    next_attempt_at=db.now(conn))
+        ).rowcount
+
+
 def bury(engine: Engine, claim: Claim, error: str, step: str | None = None) -> None:
     """A failure that cannot succeed by retrying: dead letter at once, with the error and the step it failed at."""
     now = utcnow()

@@ -1,4 +1,9 @@
-"""The sync loop: claim an NC's deliveries -> sync to Jira -> record; retries, dead letters, housekeeping."""
+"""The sync loop: claim an NC's deliveries -> sync to Jira -> record; retries, dead letters, housekeeping.
+
+`run_forever` runs the loop in a thread of its own, beside the heartbeat (`heartbeat.Heartbeat`), so that a stop
+can be bounded: once `stop` is set the sync in flight may finish for `worker_stop_timeout` seconds; past that it
+is given up, and in every case the worker's claims are released (due at once) before it returns.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from connector.settings import Settings
 from connector.sync import queue
 from connector.sync.apply import Syncer
 from connector.sync.errors import InstallationFault, LeaseLost, Permanent, RetryLater
+from connector.sync.heartbeat import Heartbeat
 from connector.sync.queue import Claim
 from connector.sync.wakeup import Waiter
 
@@ -37,6 +43,14 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def supervisor_pid(supervisor: str | None) -> int | None:
+    """The PID of the `serve` whose supervisor id ("host:pid:uuid") this is: the worker's parent process."""
+    try:
+        return int(supervisor.rsplit(":", 2)[1]) if supervisor else None
+    except (IndexError, ValueError):
+        return None
+
+
 @dataclass
 class Counts:
     synced: int = 0
@@ -46,25 +60,34 @@ class Counts:
 
 
 class Worker:
-    def __init__(self, engine: Engine, settings: Settings, syncer: Syncer, worker_id: str | None = None) -> None:
+    def __init__(self, engine: Engine, settings: Settings, syncer: Syncer, worker_id: str | None = None,
+                 supervisor: str | None = None) -> None:
         self.engine = engine
         self.settings = settings
         self.syncer = syncer
         self.worker_id = worker_id or new_worker_id()
+        self.supervisor = supervisor  # the `serve` that runs this worker, for its /readyz
         self.counts = Counts()
+        self.current_nc: str | None = None  # the NC being synced now (the heartbeat reports it)
+        self._stopping = threading.Event()
         self._last_housekeeping = time.monotonic()
 
     def run_once(self) -> bool:
         """Sync at most one NC; False when there was nothing to do (or Jira, or a fault, asks us to wait)."""
         waits = throttles.throttled(self.engine, "jira", throttles.INSTALLATION)
-        if any(wait > 0 for wait in waits.values()):
+        if any(wait > 0 for wait in waits.values()) or self._stopping.is_set():  # stopping: claim nothing new
             return False
         claim = queue.claim_next(self.engine, self.worker_id, self.settings.worker_lease)
         if claim is None:
             return False
         # A fault of the installation whose pause is over: this sync is the probe.
         probing = throttles.INSTALLATION in waits and throttles.fault(self.engine) is not None
-        if self.process(claim) and probing and throttles.clear_fault(self.engine):
+        self.current_nc = claim.nc_id
+        try:
+            answered = self.process(claim)
+        finally:
+            self.current_nc = None
+        if answered and probing and throttles.clear_fault(self.engine):
             log.warning("the installation works again: syncing resumes", extra={"worker": self.worker_id})
         return True
 
@@ -131,7 +154,48 @@ class Worker:
                                         "pruned_deliveries": result.deliveries})
 
     def run_forever(self, stop: threading.Event) -> None:
-        log.info("worker started", extra={"worker": self.worker_id})
+        """Sync until `stop` is set, then stop within worker_stop_timeout (see the module docstring).
+
+        Raises RuntimeError when the loop ended without `stop` (so the process exits non-zero and its
+        supervisor restarts it)."""
+        self._stopping = stop
+        beat = Heartbeat(self.engine, self.worker_id, self.supervisor, self.settings.worker_heartbeat,
+                         lambda: self.current_nc)
+        beat.beat_once()  # registered before the first claim (a supervisor finds its child's claims by it)
+        beat.start()
+        loop = threading.Thread(target=self._loop, args=(stop,), name="sync-loop", daemon=True)
+        loop.start()
+        parent = supervisor_pid(self.supervisor)
+        while not stop.is_set() and loop.is_alive():
+            stop.wait(1.0)
+            if parent and os.getppid() != parent:  # serve was killed: do not sync on as an orphan
+                log.error("the serve that ran this worker is gone: stopping", extra={"worker": self.worker_id})
+                stop.set()
+        loop.join(self.settings.worker_stop_timeout)
+        finished = not loop.is_alive()
+        self._release(in_flight=None if finished else self.current_nc)
+        beat.stop()
+        if finished:
+            self.syncer.close()
+        log.info("worker stopped", extra={"worker": self.worker_id})
+        if not stop.is_set():
+            raise RuntimeError("the sync loop ended unexpectedly")
+
+    def _release(self, in_flight: str | None) -> None:
+        """Give back what we still hold: nothing after a finished sync (unless a release failed earlier), the
+        NC in flight when the stop timeout gave it up."""
+        try:
+            released = queue.release(self.engine, self.worker_id)
+        except Exception:  # the database is down: the lease expires instead
+            log.exception("could not release this worker's claims", extra={"worker": self.worker_id})
+            return
+        if in_flight is not None:
+            log.warning("stop timeout: gave up the sync of %s after %.0fs; released its %d deliveries for the "
+                        "next worker", in_flight, self.settings.worker_stop_timeout, released,
+                        extra={"worker": self.worker_id, "nc_id": in_flight})
+
+    def _loop(self, stop: threading.Event) -> None:
+        log.info("worker started", extra={"worker": self.worker_id, "supervisor": self.supervisor})
         if self.settings.worker_lease <= self.settings.jira_timeout:
             log.warning("NC_CONNECTOR_WORKER_LEASE is not longer than NC_CONNECTOR_JIRA_TIMEOUT: a slow Jira call "
                         "can outlive the claim, and another worker then takes the NC over")
@@ -147,5 +211,3 @@ class Worker:
             if not busy and not stop.is_set():
                 waiter.wait(self.settings.worker_poll_interval)
         waiter.close()
-        self.syncer.close()
-        log.info("worker stopped", extra={"worker": self.worker_id})

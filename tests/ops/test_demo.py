@@ -33,4 +33,10 @@ def test_demo_tells_the_story_and_leaves_nothing_running():
     assert sorted(r[3] for r in rows) == ["NC-2025-001", "NC-2025-002", "NC-2025-003", "NCR-12"]
     assert {r[3]: r[1] for r in rows} == {"NC-2025-001": "In Progress", "NC-2025-002": "To Do",
                                           "NC-2025-003": "In Progress", "NCR-12": "Done"}
+    # the lost webhook: NCR-12 retitled in Qualio, found by reconcile, the Jira issue updated
+    assert count(out, "lost webhooks reconciled") == 1
+    assert re.search(r"^\[5/5\] NCR-12 retitled in Qualio, its webhook lost: reconcile scanned 1, changed 1", out,
+                     re.MULTILINE)
+    assert re.search(r"^QA-\d+\s+Done\s+0\s+\[NCR-12\] Cleaning log not signed off \(night shift\)$", out,
+                     re.MULTILINE)
     assert "one Jira issue per NC, nothing lost" in out

@@ -20,7 +20,7 @@ def upgrade() -> None:
     op.create_table(
         "budgets",
         sa.Column("name", sa.String(32), primary_key=True),
-        sa.Column("window_start", UTCDateTime(), nullable=False),
+        sa.Column("free_at", UTCDateTime(), nullable=False),
         sa.Column("used", sa.Integer(), nullable=False),
     )
     op.create_table(

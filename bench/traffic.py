@@ -1,0 +1,210 @@
+"""Section 0: what a sender's traffic looks like, against the baseline in the same run.
+
+Three kinds, each on PostgreSQL and SQLite, ours and the baseline alternately (who goes first alternating),
+the median run of each side reported:
+- new: every delivery distinct (bench.payloads.IngestFactory);
+- duplicates: re-sends, with a fresh webhook-id each, of a set both sides stored just before (the retries
+  after an outage: the sender sends only duplicates);
+- storm: the seed's at-least-once mix: each delivery 2 or 3 times within about a second, the copies
+  interleaved with other deliveries' (half the repeats keep the webhook-id, half have a new one).
+Then pgbench's ceiling for the same transaction, with and without NOTIFY, and the servers compared (ours under
+granian, gunicorn gthread and gunicorn sync), also alternately.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+
+from bench.context import HOST, Context, IngestFigure
+from bench.ingest import LABEL, ceiling, describe, fmt_ms, fmt_rate, median_figure, ratio, verdict
+from bench.loadgen import RequestFactory, run_load
+from bench.payloads import SECRET, _key, http_request, nc_payload
+
+KINDS = ("new", "duplicates", "storm")
+DUPLICATE_SET = 3000  # deliveries stored before a duplicates run, then re-sent in a loop
+STORM_BLOCK = 1200  # positions per storm block: ~480 distinct deliveries, each 2-3 times, shuffled within it
+SERVERS = ("granian", "gunicorn", "gunicorn-sync")
+TARGET = 1.5  # the issue's: >= 1.5x the baseline's requests/s, p99 no worse than the baseline's
+
+
+def body(tag: str, index: int) -> bytes:
+    payload = nc_payload(f"NC-2026-{index % 1000:06d}", "nc.updated", "2026-01-05T10:15:32Z", index,
+                         extra=f" [bench {tag}-{index}]")
+    return json.dumps(payload).encode()
+
+
+@dataclass
+class DuplicateFactory:
+    """Re-sends of body(tag, 0..size-1), each with a webhook-id of its own: all duplicates of stored content."""
+
+    host: str
+    port: int
+    tag: str
+    size: int = DUPLICATE_SET
+    _key: bytes = field(default=b"", repr=False)
+
+    def __post_init__(self) -> None:
+        self._key = _key(SECRET)
+
+    def build(self, index: int) -> bytes:
+        return http_request(self.host, self.port, body(self.tag, index % self.size), f"msg_{self.tag}_r{index}",
+                            self._key)
+
+
+@dataclass
+class FirstCopies:
+    """body(tag, i) with webhook-id msg_<tag>_<i>: what DuplicateFactory re-sends, stored first."""
+
+    host: str
+    port: int
+    tag: str
+    _key: bytes = field(default=b"", repr=False)
+
+    def __post_init__(self) -> None:
+        self._key = _key(SECRET)
+
+    def build(self, index: int) -> bytes:
+        return http_request(self.host, self.port, body(self.tag, index), f"msg_{self.tag}_{index}", self._key)
+
+
+@dataclass
+class StormFactory:
+    """Each delivery 2 or 3 times (2.5 on average), the copies shuffled within blocks of STORM_BLOCK positions,
+    so a copy follows its original within about a second at this bench's rates."""
+
+    host: str
+    port: int
+    tag: str
+    _key: bytes = field(default=b"", repr=False)
+    _blocks: dict[int, list[tuple[int, int]]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._key = _key(SECRET)
+
+    def _block(self, number: int) -> list[tuple[int, int]]:
+        """(delivery, copy) for each position of the block; copy 0 is the first to be sent."""
+        if number not in self._blocks:
+            rng = random.Random(f"{self.tag}:{number}")
+            slots: list[int] = []
+            delivery = number * STORM_BLOCK  # ids never collide across blocks (fewer than STORM_BLOCK per block)
+            while len(slots) < STORM_BLOCK:
+                slots += [delivery] * min(rng.choice((2, 3)), STORM_BLOCK - len(slots))
+                delivery += 1
+            rng.shuffle(slots)
+            copies: list[tuple[int, int]] = []
+            seen: dict[int, int] = {}
+            for d in slots:
+                copies.append((d, seen.get(d, 0)))
+                seen[d] = seen.get(d, 0) + 1
+            if len(self._blocks) >= 4:  # senders work on neighbouring blocks; older ones are done
+                self._blocks.pop(min(self._blocks))
+            self._blocks[number] = copies
+        return self._blocks[number]
+
+    def build(self, index: int) -> bytes:
+        delivery, copy = self._block(index // STORM_BLOCK)[index % STORM_BLOCK]
+        # A Standard Webhooks retry keeps the webhook-id; a relay's re-send gets a new one: half and half.
+        webhook_id = f"msg_{self.tag}_{delivery}" + (f"_c{copy}" if copy and delivery % 2 else "")
+        return http_request(self.host, self.port, body(self.tag, delivery), webhook_id, self._key)
+
+
+def factory(ctx: Context, kind: str, port: int) -> RequestFactory:
+    tag = ctx.tag(kind[0])
+    if kind == "duplicates":
+        stored = run_load(HOST, port, FirstCopies(HOST, port, tag), senders=ctx.config.senders,
+                          processes=ctx.config.processes, total=DUPLICATE_SET, duration=120)
+        accepted = sum(1 for status in stored.status if status == 202)
+        if accepted != DUPLICATE_SET:
+            raise RuntimeError(f"storing the duplicate set: {accepted} of {DUPLICATE_SET} accepted")
+        return DuplicateFactory(HOST, port, tag)
+    if kind == "storm":
+        return StormFactory(HOST, port, tag)
+    from bench.payloads import IngestFactory
+
+    return IngestFactory(HOST, port, tag)
+
+
+def measure(ctx: Context, kind: str, who: str, db_url: str, workers: int, name: str) -> IngestFigure:
+    if who == "baseline":
+        proc, port = ctx.start_baseline(db_url, workers, name)
+    else:
+        proc, port = ctx.start_ours(db_url, workers, name, server=who)
+    try:
+        return ctx.ingest(proc, port, factory=factory(ctx, kind, port))
+    finally:
+        proc.stop()
+
+
+def section_traffic(ctx: Context, kind: str) -> None:
+    cfg = ctx.config
+    db = ctx.database(kind)
+    workers = cfg.workers or 4
+    ctx.chosen_workers.setdefault(kind, workers)
+    label = LABEL[kind]
+    new_figure: IngestFigure | None = None
+    for traffic in KINDS:
+        figures: dict[str, list[IngestFigure]] = {"ours": [], "baseline": []}
+        for r in range(cfg.rounds):
+            order = ("ours", "baseline") if r % 2 == 0 else ("baseline", "ours")
+            for who in order:
+                db.reset()
+                fig = measure(ctx, traffic, "baseline" if who == "baseline" else "granian", db.url, workers,
+                              f"traffic-{kind}-{traffic}-{who}-{r}")
+                figures[who].append(fig)
+                ctx.details.append(f"traffic {kind} {traffic} round {r} {who}: {describe(fig)}")
+                print(f"    {kind} {traffic:10s} round {r} {who:8s}: {describe(fig)}", flush=True)
+        o, b = median_figure(figures["ours"]), median_figure(figures["baseline"])
+        errors = sum(n for f in figures["ours"] for s, n in f.window.statuses.items() if not 200 <= s < 300)
+        rps = ratio(o.window.rps, b.window.rps)
+        ctx.add("0 traffic", f"{label}, {traffic}: req/s (median of {cfg.rounds}; non-2xx in all our runs: "
+                f"{errors})", fmt_rate(o.window.rps), fmt_rate(b.window.rps), f"{rps:.2f}x", f">= {TARGET}x",
+                verdict(rps >= TARGET and errors == 0))
+        ctx.add("0 traffic", f"{label}, {traffic}: ack p99 (p50 {o.window.p50_ms:.1f} vs {b.window.p50_ms:.1f} ms)",
+                fmt_ms(o.window.p99_ms), fmt_ms(b.window.p99_ms), f"{ratio(o.window.p99_ms, b.window.p99_ms):.2f}x",
+                "<= 1.0x", verdict(o.window.p99_ms <= b.window.p99_ms))
+        ctx.add("0 traffic", f"{label}, {traffic}: every round, req/s",
+                ", ".join(f"{f.window.rps:,.0f}" for f in figures["ours"]),
+                ", ".join(f"{f.window.rps:,.0f}" for f in figures["baseline"]))
+        if traffic == "new":
+            new_figure = o
+    if new_figure is not None:
+        ceiling(ctx, kind, db, new_figure)
+
+
+def section_servers(ctx: Context) -> None:
+    """Ours under each server, same workers, new deliveries and duplicates on PostgreSQL, alternating."""
+    cfg = ctx.config
+    kind = "postgresql" if "postgresql" in cfg.databases else cfg.databases[0]
+    db = ctx.database(kind)
+    workers = cfg.workers or 4
+    for traffic in ("new", "duplicates"):
+        figures: dict[str, list[IngestFigure]] = {server: [] for server in SERVERS}
+        for r in range(cfg.rounds):
+            order = SERVERS[r % len(SERVERS):] + SERVERS[:r % len(SERVERS)]  # who goes first rotates
+            for server in order:
+                db.reset()
+                fig = measure(ctx, traffic, server, db.url, workers, f"servers-{traffic}-{server}-{r}")
+                figures[server].append(fig)
+                ctx.details.append(f"servers {kind} {traffic} round {r} {server}: {describe(fig)}")
+                print(f"    servers {traffic:10s} round {r} {server:13s}: {describe(fig)}", flush=True)
+        medians = {server: median_figure(runs) for server, runs in figures.items()}
+        reference = medians["gunicorn"]
+        for server, fig in medians.items():
+            ctx.add("0 servers", f"{LABEL[kind]}, {traffic}, ours under {server} ({workers} workers"
+                    + (", 4 threads" if server != "gunicorn-sync" else "") + f"; median of {cfg.rounds})",
+                    f"{fmt_rate(fig.window.rps)}, p99 {fig.window.p99_ms:.1f} ms, CPU {fig.web_cpu_ms:.2f} ms/req",
+                    f"gunicorn gthread {fmt_rate(reference.window.rps)}",
+                    f"{ratio(fig.window.rps, reference.window.rps):.2f}x")
+
+
+def run(ctx: Context) -> None:
+    if "servers" in ctx.config.sections:
+        print("== 0 servers", flush=True)
+        section_servers(ctx)
+    if "traffic" in ctx.config.sections:
+        for kind in ctx.config.databases:
+            print(f"== 0 traffic ({kind})", flush=True)
+            section_traffic(ctx, kind)
+
