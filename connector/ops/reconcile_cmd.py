@@ -88,7 +88,9 @@ class ProgressBar:
         if self.current and self.current[0] != status:
             self._finish()
         self.current = (status, read, total)
-        if self.tty:
+        if read >= total:  # this pass of the status is read: its line is final
+            self._finish()
+        elif self.tty:
             self.stream.write("\r" + self._line())
             self.stream.flush()
 
