@@ -111,6 +111,7 @@ UPDATE fingerprints SET last_seen_at = :now, times_seen = times_seen + 1
 WHERE fingerprint = :fingerprint OR webhook_id = :webhook_id
 RETURNING first_seen_at
 """
+_SQLITE_KNOWN = "SELECT 1 FROM fingerprints WHERE fingerprint = :fingerprint OR webhook_id = :webhook_id LIMIT 1"
 _SQLITE_REQUEUE = f"""
 INSERT INTO deliveries ({_DELIVERY_COLUMNS})
 SELECT :fingerprint, NULL, :nc_id, :event_type, :event_timestamp, :payload, :now, '{DeliveryStatus.QUEUED}', 0, :now
@@ -221,13 +222,40 @@ def _sqlite_writer(engine: Engine) -> GroupCommit[dict[str, Any], _Recorded]:
 
 def _record_sqlite_batch(conn: Any, batch: Sequence[dict[str, Any]]) -> list[_Recorded]:
     """Every delivery of the batch in one transaction: new ones stored, duplicates' sightings noted
-    (a duplicate possibly of an earlier item of this batch)."""
+    (a duplicate possibly of an earlier item of this batch).
+
+    A batch of nothing but sightings commits without the WAL's fsync (synchronous=NORMAL for that one
+    transaction, as PostgreSQL's synchronous_commit off, see _PG_RECORD): a power loss may lose its
+    sightings, never a delivery. SQLite lets that be set only between transactions, so the batch is
+    looked up first (reads, no lock); if anything turns out new in the transaction after all (a row
+    pruned in between), that transaction is rolled back and the batch written again with the fsync.
+    """
+    if not any(params["requeue"] for params in batch) and all(
+            conn.execute(_SQLITE_KNOWN, params).fetchone() is not None for params in batch):
+        (level,) = conn.execute("PRAGMA synchronous").fetchone()
+        conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            results = _write_sqlite_batch(conn, batch, sightings_only=True)
+        finally:
+            conn.execute(f"PRAGMA synchronous={int(level)}")
+        if results is not None:
+            return results
+    written = _write_sqlite_batch(conn, batch, sightings_only=False)
+    assert written is not None
+    return written
+
+
+def _write_sqlite_batch(conn: Any, batch: Sequence[dict[str, Any]], sightings_only: bool) -> list[_Recorded] | None:
+    """The batch in one transaction; None (rolled back) when sightings_only and an item was new."""
     # Take the write lock up front (see db.make_engine); everything is ready before it is held.
     begin_immediate(conn)
     try:
         results: list[_Recorded] = []
         for params in batch:
             if conn.execute(_SQLITE_FINGERPRINT, params).fetchone() is not None:
+                if sightings_only:
+                    conn.execute("ROLLBACK")
+                    return None
                 results.append((int(conn.execute(_SQLITE_DELIVERY, params).fetchone()[0]), None))
                 continue
             if params["requeue"]:  # before the sighting, as on PostgreSQL: both see the queue as it was

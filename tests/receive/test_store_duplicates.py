@@ -178,3 +178,46 @@ def test_postgresql_async_commit_of_a_sighting_does_not_outlive_its_transaction(
     finally:
         truncate(engine)
         engine.dispose()
+
+
+def sqlite_engine(tmp_path: Any) -> Any:
+    from connector import db
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'sightings.db'}", pool_size=1, max_overflow=0)
+    db.upgrade(engine)
+    return engine
+
+
+def test_sqlite_a_batch_of_sightings_leaves_the_connection_at_full_sync(tmp_path):
+    from sqlalchemy import text
+
+    engine = sqlite_engine(tmp_path)
+    try:
+        send(engine, "NC-6-1", "msg_1")
+        assert isinstance(send(engine, "NC-6-1", "msg_2"), Duplicate)  # the sightings-only transaction
+        with engine.connect() as conn:
+            assert conn.execute(text("PRAGMA synchronous")).scalar_one() == 2  # FULL again, as db.py sets it
+        assert rows(engine)["NC-6-1"][0] == 2
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_an_item_new_after_all_is_written_with_the_fsync(tmp_path, monkeypatch):
+    # The look-up said "known" (as when prune removes the row between it and the transaction): the
+    # sightings-only transaction finds the item new, rolls back, and the batch is written durably.
+    engine = sqlite_engine(tmp_path)
+    monkeypatch.setattr(store_module, "_SQLITE_KNOWN", "SELECT 1")
+    modes: list[str] = []
+    original = store_module._write_sqlite_batch
+
+    def spy(conn: Any, batch: Any, sightings_only: bool) -> Any:
+        modes.append(f"{sightings_only}:{conn.execute('PRAGMA synchronous').fetchone()[0]}")
+        return original(conn, batch, sightings_only)
+
+    monkeypatch.setattr(store_module, "_write_sqlite_batch", spy)
+    try:
+        assert isinstance(send(engine, "NC-6-2", "msg_1"), Accepted)
+        assert modes == ["True:1", "False:2"]  # NORMAL tried, rolled back; FULL wrote it
+        assert deliveries(engine) == 1 and rows(engine)["NC-6-2"][0] == 1
+    finally:
+        engine.dispose()

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -38,7 +39,7 @@ from tests.sandbox_client import Sandbox, connector_env, jira_writes
 pytestmark = pytest.mark.slow
 
 CREATE = "/rest/api/2/issue"
-BEAT = "0.2s"  # heartbeat: stale after 0.6 s
+BEAT = "0.5s"  # heartbeat: stale after 1.5 s (tighter flaps on a loaded 2-core machine)
 
 
 def env_for(db_url: str, sandbox: Sandbox, **extra: str) -> dict[str, str]:
@@ -68,7 +69,7 @@ def nc(number: int) -> dict[str, Any]:
     return {**load_fixture("nc_created"), "ncId": f"NC-2026-{number:04d}", "title": f"Supervised {number}"}
 
 
-def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 30, poll: float = 0.02) -> Any:
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 60, poll: float = 0.02) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -104,6 +105,10 @@ def create_in_flight(sandbox: Sandbox) -> bool:
                for r in sandbox.requests_log(method="POST", path=CREATE)["requests"])
 
 
+def create_sent(sandbox: Sandbox) -> bool:
+    return any(r["fault"] == "slow" for r in sandbox.requests_log(method="POST", path=CREATE)["requests"])
+
+
 def ppid(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
@@ -117,7 +122,9 @@ def test_sigkill_of_the_worker_child_restarts_it_and_deliveries_reach_jira(db_ur
         wait_ready(f"{base}/readyz", serve)
         sandbox.faults(faults=[{"kind": "slow", "seconds": 2, "method": "POST", "path": CREATE}])
         assert send(base, nc(1)) == 202
-        wait_for("the create in flight", lambda: create_in_flight(sandbox), poll=0.05)
+        # Killed while Jira takes 2 s over the create (on a loaded machine maybe just after its answer: one issue
+        # is owed either way).
+        wait_for("the create sent", lambda: create_sent(sandbox), poll=0.05)
         os.kill(first.pid, signal.SIGKILL)  # the child of the serve we started
         died = time.monotonic()
         assert send(base, nc(2)) == 202  # the next delivery, while no worker runs
@@ -186,7 +193,8 @@ def test_readyz_follows_the_heartbeat_and_a_web_restart_spares_the_worker(server
             wait_for("a new web process", lambda: [p for p in children(serve.pid) if p not in (worker.pid, web[0])])
             time.sleep(1.0)
             assert child_of(engine, serve).pid == worker.pid and worker.pid in children(serve.pid)
-            assert requests.get(f"{base}/readyz", timeout=5).status_code == 200
+            wait_for("ready with the same worker", lambda: requests.get(f"{base}/readyz", timeout=5).status_code == 200)
+            assert child_of(engine, serve).pid == worker.pid
     finally:
         engine.dispose()
 
@@ -212,9 +220,10 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
 
 def test_the_worker_of_a_killed_serve_stops_itself(sqlite_url, sandbox, tmp_path):
     engine = db.make_engine(sqlite_url)
-    orphan: int | None = None
+    group: int | None = None
     try:
         with serving(env_for(sqlite_url, sandbox), tmp_path / "serve.log") as (serve, _):
+            group = serve.pid  # serve leads the process group of its web processes and its worker
             orphan = child_of(engine, serve).pid
             os.kill(serve.pid, signal.SIGKILL)  # serve only (OOM killer, say): no chance to stop its worker
             serve.wait(10)
@@ -222,8 +231,11 @@ def test_the_worker_of_a_killed_serve_stops_itself(sqlite_url, sandbox, tmp_path
         assert "the serve that ran this worker is gone: stopping" in (tmp_path / "serve.log").read_text()
         assert heartbeat.list_workers(engine) == []  # a clean stop: its row is gone
     finally:
-        if orphan is not None and alive(orphan):  # the test failed: still end what we started
-            os.kill(orphan, signal.SIGKILL)
+        # serve's web processes outlive it (the server's business, not the worker's): end them, by the group
+        # serve led, which `stop` no longer reaches once serve itself is gone.
+        if group is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
         engine.dispose()
 
 
