@@ -28,16 +28,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 
-from connector.models import Delivery
 from connector.qualio import reconcile_store as store
 from connector.qualio.client import QualioAuthError, QualioClient, QualioError
 from connector.qualio.drift import STATUSES, Decision, Known, Summary, Verdict, decide, summary_from_item
 from connector.qualio.sweep import Page, Progress, StatusSweep, settle, sweep_status
 from connector.receive.events import parse_event
 from connector.receive.fingerprint import fingerprint
-from connector.receive.store import Accepted, record_delivery
+from connector.receive.store import record_delivery
 
 __all__ = ["STATUSES", "ReconcileFailed", "ReconcileReport", "Reconciler", "owner_id"]
 
@@ -213,12 +212,7 @@ class Reconciler:
                    "timestamp": decision.summary.modified_at.isoformat().replace("+00:00", "Z")}
         body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
         event = parse_event(body)
-        outcome = record_delivery(self.engine, event, body, fingerprint(event.payload, self.exclude), None)
-        if isinstance(outcome, Accepted):
-            # A separate statement: store's ingest path is the webhook's, unchanged. Until it commits the row
-            # reads "webhook"; only the label is affected, never what is synced.
-            with self.engine.begin() as conn:
-                conn.execute(update(Delivery).where(Delivery.id == outcome.delivery_id).values(source="reconcile"))
+        record_delivery(self.engine, event, body, fingerprint(event.payload, self.exclude), None, source="reconcile")
 
 
 _NEVER = Known()  # an NC the connector never saw

@@ -64,7 +64,7 @@ class Duplicate:
 # (a concurrent copy) leaves `seen` empty: record_delivery then notes the sighting in a second statement.
 # The re-queue needs a sighting (EXISTS seen), so in that case nothing of the duplicate was written yet.
 _DELIVERY_COLUMNS = """fingerprint, webhook_id, nc_id, event_type, event_timestamp, payload, received_at,
-                            status, attempts, next_attempt_at"""
+                            status, attempts, next_attempt_at, source"""
 _PG_RECORD = f"""
 WITH fp AS (
     INSERT INTO fingerprints (fingerprint, webhook_id, nc_id, event_type, first_seen_at, last_seen_at, times_seen)
@@ -74,7 +74,7 @@ WITH fp AS (
 ), queued AS (
     INSERT INTO deliveries ({_DELIVERY_COLUMNS})
     SELECT %(fingerprint)s, %(webhook_id)s, %(nc_id)s, %(event_type)s, %(event_timestamp)s, %(payload)s, %(now)s,
-           '{DeliveryStatus.QUEUED}', 0, %(now)s
+           '{DeliveryStatus.QUEUED}', 0, %(now)s, %(source)s
     FROM fp
     RETURNING id
 ), seen AS (
@@ -84,7 +84,7 @@ WITH fp AS (
 ), requeued AS (
     INSERT INTO deliveries ({_DELIVERY_COLUMNS})
     SELECT %(fingerprint)s, NULL, %(nc_id)s, %(event_type)s, %(event_timestamp)s, %(payload)s, %(now)s,
-           '{DeliveryStatus.QUEUED}', 0, %(now)s
+           '{DeliveryStatus.QUEUED}', 0, %(now)s, %(source)s
     WHERE %(requeue)s AND EXISTS (SELECT FROM seen) AND NOT EXISTS (
         SELECT FROM deliveries WHERE nc_id = %(nc_id)s AND status = '{DeliveryStatus.QUEUED}')
     RETURNING id
@@ -103,7 +103,7 @@ RETURNING id
 _SQLITE_DELIVERY = f"""
 INSERT INTO deliveries ({_DELIVERY_COLUMNS})
 VALUES (:fingerprint, :webhook_id, :nc_id, :event_type, :event_timestamp, :payload, :now,
-        '{DeliveryStatus.QUEUED}', 0, :now)
+        '{DeliveryStatus.QUEUED}', 0, :now, :source)
 RETURNING id
 """
 _SQLITE_SIGHTING = """
@@ -114,7 +114,8 @@ RETURNING first_seen_at
 _SQLITE_KNOWN = "SELECT 1 FROM fingerprints WHERE fingerprint = :fingerprint OR webhook_id = :webhook_id LIMIT 1"
 _SQLITE_REQUEUE = f"""
 INSERT INTO deliveries ({_DELIVERY_COLUMNS})
-SELECT :fingerprint, NULL, :nc_id, :event_type, :event_timestamp, :payload, :now, '{DeliveryStatus.QUEUED}', 0, :now
+SELECT :fingerprint, NULL, :nc_id, :event_type, :event_timestamp, :payload, :now, '{DeliveryStatus.QUEUED}', 0, :now,
+       :source
 WHERE NOT EXISTS (SELECT 1 FROM deliveries WHERE nc_id = :nc_id AND status = '{DeliveryStatus.QUEUED}')
 """
 # What the driver hands back for a stored datetime: psycopg a naive datetime, sqlite3 SQLAlchemy's text.
@@ -122,18 +123,20 @@ _Stored = datetime | str
 
 
 def record_delivery(engine: Engine, event: NcEvent, body: bytes, fp: str, webhook_id: str | None,
-                    requeue_thin: bool = False) -> Accepted | Duplicate:
+                    requeue_thin: bool = False, source: str = "webhook") -> Accepted | Duplicate:
     """Store a new delivery (fingerprint + queue row, one commit) or note a duplicate.
 
     requeue_thin (enrichment on): a duplicate of a thin event re-queues its NC unless a delivery
     of that NC is still waiting, because the fetch of an earlier sync may predate the change that
     this copy announces (two thin changes in one second have the same bytes).
+    source: where the delivery came from, "webhook" or "reconcile" (shown in `deliveries list`).
     """
     now = utcnow()
     requeue = requeue_thin and event.is_thin
     delivery_id, first_seen = _record(engine, {
         "fingerprint": fp, "webhook_id": webhook_id, "nc_id": event.nc_id, "event_type": event.event_type,
-        "event_timestamp": event.timestamp, "payload": body.decode("utf-8"), "now": now, "requeue": requeue})
+        "event_timestamp": event.timestamp, "payload": body.decode("utf-8"), "now": now, "requeue": requeue,
+        "source": source})
     if delivery_id is not None:
         _wake_workers(engine)
         return Accepted(delivery_id, fp)
@@ -147,7 +150,7 @@ def record_delivery(engine: Engine, event: NcEvent, body: bytes, fp: str, webhoo
             _enqueue(conn, fp, {"webhook_id": None, "nc_id": event.nc_id, "event_type": event.event_type,
                                 "event_timestamp": event.timestamp, "payload": body.decode("utf-8"),
                                 "received_at": now, "next_attempt_at": now, "status": DeliveryStatus.QUEUED,
-                                "attempts": 0})
+                                "attempts": 0, "source": source})
         duplicate = Duplicate(fp, _note_sighting(conn, fp, webhook_id, now))
     if requeued:
         _wake_workers(engine)
