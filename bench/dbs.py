@@ -24,8 +24,9 @@ from typing import Any
 import psycopg
 
 from bench.loadgen import percentile
+from connector.models import Base
 
-TABLES = ("comment_links", "nc_links", "deliveries", "fingerprints", "throttles")
+TABLES = tuple(table.name for table in Base.metadata.sorted_tables)  # every table the migrations create
 
 
 @dataclass(frozen=True)
