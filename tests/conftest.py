@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from connector import db
+from connector.models import Base
 from connector.ops.app import create_app
 from connector.settings import Settings, load_settings
 
@@ -22,8 +23,7 @@ REFERENCE_DIR = Path(__file__).with_name("specs")
 PG_ADMIN_URL = os.environ.get("NC_CONNECTOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_SECRET = "whsec_" + "dGVzdC1zZWNyZXQtZm9yLW5jLWNvbm5lY3Rvci10ZXN0cw=="
-TABLES = ("comment_links", "nc_links", "deliveries", "fingerprints", "throttles", "budgets", "reconcile_state",
-          "reconcile_marks", "reconcile_runs")
+TABLES = tuple(table.name for table in Base.metadata.sorted_tables)  # emptied between tests, workers included
 
 
 def load_fixture(name: str) -> dict[str, Any]:
