@@ -20,18 +20,17 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
 
 from connector import db
+from connector.identity import process_id
 from connector.settings import Settings
 from connector.sync import heartbeat, queue
 from connector.sync.heartbeat import SUPERVISOR_ENV
@@ -47,10 +46,6 @@ FORCED_EXIT_AFTER = 60.0  # the server did not stop on our SIGTERM: leave anyway
 
 def worker_command() -> list[str]:
     return [sys.executable, "-m", "connector", "worker"]
-
-
-def new_supervisor_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def restart_delay(recent_exits: int) -> float:
@@ -87,7 +82,7 @@ class Supervisor:
 
     def __init__(self, settings: Settings, command: Sequence[str] | None = None,
                  on_give_up: Callable[[], None] | None = None) -> None:
-        self.id = new_supervisor_id()
+        self.id = process_id()
         self.settings = settings
         self.command = list(command or worker_command())
         self.on_give_up = on_give_up or give_up_serving

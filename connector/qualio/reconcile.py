@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +27,7 @@ from typing import TypeVar
 
 from sqlalchemy import Engine
 
+from connector.identity import process_id
 from connector.qualio import reconcile_store as store
 from connector.qualio.client import QualioAuthError, QualioClient, QualioError
 from connector.qualio.drift import STATUSES, Decision, Known, Summary, Verdict, decide, summary_from_item
@@ -38,7 +36,7 @@ from connector.receive.events import parse_event
 from connector.receive.fingerprint import fingerprint
 from connector.receive.store import record_delivery
 
-__all__ = ["STATUSES", "ReconcileFailed", "ReconcileReport", "Reconciler", "owner_id"]
+__all__ = ["STATUSES", "ReconcileFailed", "ReconcileReport", "Reconciler"]
 
 log = logging.getLogger(__name__)
 Out = TypeVar("Out")
@@ -51,10 +49,6 @@ TRANSIENT_DELAYS = (1.0, 2.0, 4.0)  # waits before giving up on a 5xx or a trans
 
 class ReconcileFailed(RuntimeError):
     """The pass could not complete (Qualio refused the key, no NC template, Qualio kept failing)."""
-
-
-def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -85,7 +79,7 @@ class Reconciler:
         self.prefixes = tuple(p.upper() for p in prefixes)
         self.page_size = page_size
         self.exclude = fingerprint_exclude
-        self.owner = owner or owner_id()
+        self.owner = owner or process_id()
         self.progress = progress
         self._sleep = sleep
         self._clock = clock

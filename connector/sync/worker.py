@@ -10,16 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import random
-import socket
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
 
 from connector import metrics, throttles
+from connector.identity import process_id
 from connector.receive import store
 from connector.settings import Settings
 from connector.sync import queue
@@ -37,10 +36,6 @@ def backoff_delay(attempt: int, base: float, cap: float, rand: random.Random | N
     """Exponential backoff with equal jitter: half fixed, half random, capped."""
     ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
     return float(ceiling / 2 + (rand or random).uniform(0, ceiling / 2))
-
-
-def new_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def supervisor_pid(supervisor: str | None) -> int | None:
@@ -65,7 +60,7 @@ class Worker:
         self.engine = engine
         self.settings = settings
         self.syncer = syncer
-        self.worker_id = worker_id or new_worker_id()
+        self.worker_id = worker_id or process_id()
         self.supervisor = supervisor  # the `serve` that runs this worker, for its /readyz
         self.counts = Counts()
         self.current_nc: str | None = None  # the NC being synced now (the heartbeat reports it)
