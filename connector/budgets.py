@@ -7,9 +7,11 @@ one budget in one row that every process updates.
 The rule is GCRA (the "generic cell rate algorithm", a leaky bucket kept as one timestamp): each request
 adds ``interval`` seconds of debt to ``free_at`` (the moment the budget is whole again); a request is
 granted while the debt ahead of it is at most ``burst - 1`` intervals. With ``burst = max(1, limit // 20)``
-and ``interval = 60 / (limit - burst + 1)``, no 60-second window, sliding or fixed, ever holds more than
-``limit`` requests (at most ``ceil(60 / interval) + burst - 1``), the steady rate is ``limit - burst + 1``
-a minute (191 of 200), and a short burst of ``burst`` requests goes out at once. A fixed per-minute
+and ``interval = 61 / (limit - burst + 1)``, no 61-second window, sliding or fixed, ever holds more than
+``limit`` requests (at most ``ceil(61 / interval) + burst - 1``), the steady rate is about 188 a minute (of
+200), and a short burst of ``burst`` requests goes out at once. The extra second is margin: grants are
+counted on the database's clock, and the time from grant to Qualio differs by process, so a budget exact
+at grant time could show Qualio 201 requests in its minute. A fixed per-minute
 counter would let ``2 * limit`` through around the turn of a minute, which a sliding-window server refuses.
 
 A 429 pauses the budget for everyone through the `throttles` row of the same name, only ever lengthened
@@ -32,7 +34,7 @@ from connector.models import Budget
 
 __all__ = ["Rate", "SharedBudget", "decide", "rate_for"]
 
-WINDOW_SECONDS = 60.0
+WINDOW_SECONDS = 61.0  # Qualio's minute plus a second of margin (see the module docstring)
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,10 @@ def describe(status: int | None) -> str:
         return "exited (status unknown: reaped by the server)"
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
-        return f"was killed by {signal.Signals(-code).name}"
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:  # a signal Python has no name for (SIGRTMIN+1 is 35)
+            return f"was killed by signal {-code}"
     return f"exited with code {code}"
 
 
@@ -133,6 +136,15 @@ class Supervisor:
             return self._child
 
     def _run(self) -> None:
+        try:
+            self._supervise()
+        except Exception:  # e.g. the worker cannot be started at all: serve must not run on without one
+            log.critical("the supervision of the sync worker failed; serve exits with code %d", EXIT_GAVE_UP,
+                         exc_info=True)
+            self.gave_up = True
+            self.on_give_up()
+
+    def _supervise(self) -> None:
         while True:
             child = self._spawn()
             if child is None:

@@ -49,13 +49,16 @@ class PeriodicReconcile:
         """Run a reconcile if one is due and no other process runs it; True if this process ran it."""
         if self.due_in() > 0:
             return False
+        reconciler = self.make_reconciler()
         try:
-            report = self.make_reconciler().run(trigger="periodic")
+            report = reconciler.run(trigger="periodic")
         except LeaseLost:
             return False
         except ReconcileFailed as exc:
             log.error("periodic reconcile failed: %s", exc)
             return True
+        finally:
+            reconciler.client.close()  # a client (and its HTTP session) per run: close it, or one leaks per interval
         self.runs += 1
         log.info("periodic reconcile", extra={"run_id": report.run_id, "changed": report.figures.changed,
                                               "new": report.figures.new})

@@ -144,7 +144,6 @@ class Reconciler:
         return list(dict.fromkeys(ids))
 
     def _read_page(self, status: str, offset: int, limit: int, template_id: str) -> Page:
-        self._keep_lease()
         page = self._call(lambda: self.client.query_events(status, offset, limit, template_id))
         return Page(items=list(page["items"]), total=int(page["total"]))
 
@@ -152,6 +151,7 @@ class Reconciler:
         """A Qualio call, waiting out 429s (the shared pause) and a few transient failures; else it raises."""
         throttled, transient = 0, 0
         while True:
+            self._keep_lease()  # also between 429 waits: a long pause must not let the lease lapse
             try:
                 return call()
             except QualioAuthError:

@@ -128,8 +128,12 @@ def _one_pass(read_page: ReadPage, sweep: StatusSweep, page_size: int, handle: H
         sweep.read += len(rows)
         if progress is not None:
             progress(sweep.status, sweep.read, total)
-        if len(page.items) < page_size or offset + len(page.items) >= total:
+        # The total, not a short page, ends the pass: Qualio documents no maximum `limit`, so a server that caps
+        # it answers short pages that are not the last.
+        if not page.items or offset + len(page.items) >= total:
             return None
+        if len(page.items) < 2:  # one row is only the overlap: no progress
+            return f"a page of {len(page.items)} row at offset {offset}, short of the total {total}"
         offset += len(page.items) - 1  # the next page starts on this page's last row
         boundary = _code(page.items[-1])
 

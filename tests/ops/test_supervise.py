@@ -43,6 +43,7 @@ def test_describe_says_how_it_ended():
     assert describe(None).startswith("exited (status unknown")
     assert describe(signal.SIGKILL) == "was killed by SIGKILL"  # a wait status: the signal in the low bits
     assert describe(3 << 8) == "exited with code 3"
+    assert describe(35) == "was killed by signal 35"  # SIGRTMIN+1: a signal Python has no name for
 
 
 def test_a_child_that_keeps_exiting_is_restarted_with_backoff_then_given_up(tmp_path):
@@ -113,6 +114,18 @@ def test_serve_supervised_exits_non_zero_once_the_supervisor_gave_up():
     with pytest.raises(SystemExit) as exited:
         serve_supervised(server, sup)
     assert exited.value.code == EXIT_GAVE_UP
+
+
+def test_a_worker_that_cannot_be_started_makes_serve_give_up(tmp_path: Path):
+    """Popen failing (the venv replaced under a running serve) must not leave serve up with no worker."""
+    gave_up = threading.Event()
+    sup = Supervisor(make_settings(), [str(tmp_path / "no-such-python"), "-m", "connector", "worker"],
+                     on_give_up=gave_up.set)
+    sup.start()
+    try:
+        assert gave_up.wait(10) and sup.gave_up
+    finally:
+        sup.stop()
 
 
 def test_serve_supervised_keeps_the_servers_exit_code(tmp_path: Path):

@@ -160,3 +160,14 @@ def test_one_leaving_as_another_arrives_after_the_sweep_is_found_by_settle(newes
     settle(listing.read, sweeps, 2, handle)
     assert "NEW-1" in seen
     assert sweeps[0].reasons == [f"the {'first' if newest_first else 'last'} row changed after the sweep"]
+
+
+def test_a_server_that_caps_the_page_size_is_still_read_to_the_total() -> None:
+    """Qualio documents no maximum `limit`: pages shorter than asked for are not the last while the total is
+    not reached (a short page used to end the pass after the first one)."""
+    listing = Listing({"open": codes(9)})
+    capped = lambda status, offset, limit: listing.read(status, offset, min(limit, 4))  # noqa: E731
+    seen, handle = collect()
+    sweep = sweep_status(capped, "open", 100, handle)
+    assert seen == set(codes(9)) and sweep.settled and sweep.read == 9
+    assert [offset for _, offset, _ in listing.reads] == [0, 3, 6]
