@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from connector import db, throttles
 from connector.models import Budget
@@ -132,7 +131,5 @@ class SharedBudget:
         if self._row_ready:
             return
         with self.engine.begin() as conn:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            conn.execute(dialect.insert(Budget).values(name=self.name, free_at=db.now(conn), used=0)
-                         .on_conflict_do_nothing())
+            db.insert_ignore(conn, Budget, name=self.name, free_at=db.now(conn), used=0)
         self._row_ready = True

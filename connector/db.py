@@ -14,6 +14,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -117,3 +118,13 @@ def now(bind: Engine | Connection) -> datetime:
         with bind.connect() as conn:
             value = conn.execute(text("SELECT now()")).scalar_one()
     return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+def dialect_insert(conn: Connection) -> Any:
+    """The dialect's own `insert` (it has `on_conflict_do_nothing` / `_do_update`, which Core's has not)."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
+
+
+def insert_ignore(conn: Connection, model: type, **values: Any) -> None:
+    """INSERT the row unless its key is taken (ON CONFLICT DO NOTHING on both databases)."""
+    conn.execute(dialect_insert(conn)(model).values(**values).on_conflict_do_nothing())

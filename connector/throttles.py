@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, delete, func, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from connector import db
 from connector.clock import utcnow
@@ -29,10 +28,9 @@ def pause_all(engine: Engine, pauses: Mapping[str, float]) -> None:
     """`pause` for each name, in one transaction. A pause is only ever lengthened, never shortened."""
     with engine.begin() as conn:
         now = db.now(conn)
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         for name, seconds in pauses.items():
             not_before = now + timedelta(seconds=seconds)
-            conn.execute(dialect.insert(Throttle).values(name=name, not_before=not_before).on_conflict_do_nothing())
+            db.insert_ignore(conn, Throttle, name=name, not_before=not_before)
             conn.execute(update(Throttle).where(Throttle.name == name, Throttle.not_before < not_before)
                          .values(not_before=not_before))
 
@@ -70,9 +68,7 @@ def record_fault(engine: Engine, reason: str, base: float, cap: float) -> float:
     """Pause every worker for a fault of the installation; the wait doubles per strike up to `cap`. Returns it."""
     with engine.begin() as conn:
         now = db.now(conn)
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        conn.execute(dialect.insert(Throttle).values(name=INSTALLATION, not_before=now, strikes=0)
-                     .on_conflict_do_nothing())
+        db.insert_ignore(conn, Throttle, name=INSTALLATION, not_before=now, strikes=0)
         strikes = conn.execute(update(Throttle).where(Throttle.name == INSTALLATION)
                                .values(strikes=Throttle.strikes + 1).returning(Throttle.strikes)).scalar_one()
         wait = float(min(cap, base * 2 ** (strikes - 1)))

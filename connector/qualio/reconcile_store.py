@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from connector import db
 from connector.models import WAITING, Delivery, Fingerprint, NcLink, ReconcileMark, ReconcileRun, ReconcileState
@@ -38,12 +37,8 @@ class RunFigures:
     throttled: int = 0
 
 
-def _insert(conn: Connection) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
-
-
 def _ensure_state(conn: Connection) -> None:
-    conn.execute(_insert(conn)(ReconcileState).values(name=NAME).on_conflict_do_nothing())
+    conn.execute(db.dialect_insert(conn)(ReconcileState).values(name=NAME).on_conflict_do_nothing())
 
 
 def take_lease(engine: Engine, owner: str, seconds: float) -> None:
@@ -141,7 +136,7 @@ def put_marks(engine: Engine, marks: Mapping[str, tuple[datetime, str]]) -> None
         return
     with engine.begin() as conn:
         now = db.now(conn)
-        insert = _insert(conn)
+        insert = db.dialect_insert(conn)
         for code, (modified, status) in marks.items():
             statement = insert(ReconcileMark).values(nc_id=code, modified_at=modified, status=status[:16],
                                                      seen_at=now)
@@ -153,7 +148,7 @@ def put_marks(engine: Engine, marks: Mapping[str, tuple[datetime, str]]) -> None
 
 def start_run(engine: Engine, trigger: str, dry_run: bool) -> int:
     with engine.begin() as conn:
-        return int(conn.execute(_insert(conn)(ReconcileRun).values(
+        return int(conn.execute(db.dialect_insert(conn)(ReconcileRun).values(
             trigger=trigger, dry_run=dry_run, started_at=db.now(conn), outcome="running", scanned=0, changed=0,
             new=0, backfilled=0, unchanged=0, requests=0, throttled=0).returning(ReconcileRun.id)).scalar_one())
 

@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from connector import db
 from connector.clock import utcnow
@@ -53,11 +52,6 @@ def dump_state(fields: dict[str, Any], set_at: dict[str, datetime]) -> str:
                       sort_keys=True, default=str)
 
 
-def _insert_ignore(conn: Connection, model: type, **values: Any) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(model).values(**values).on_conflict_do_nothing())
-
-
 def _to_link(row: Any) -> Link:
     fields, times = _load_state(row.nc_state)
     status = StatusRef(row.jira_status_id or "", row.jira_status, row.jira_status_category or "") \
@@ -70,7 +64,7 @@ def reserve(engine: Engine, nc_id: str) -> Link:
     """The NC's row, created (reserved, no Jira issue yet) if this is its first sync."""
     now = utcnow()
     with engine.begin() as conn:
-        _insert_ignore(conn, NcLink, nc_id=nc_id, state="reserved", created_at=now, updated_at=now, nc_state="{}")
+        db.insert_ignore(conn, NcLink, nc_id=nc_id, state="reserved", created_at=now, updated_at=now, nc_state="{}")
         row = conn.execute(select(NcLink).where(NcLink.nc_id == nc_id)).one()
         return _to_link(row)
 
@@ -196,7 +190,7 @@ def reserve_comment(engine: Engine, nc_id: str, key: str, claim: Claim | None = 
     with engine.begin() as conn:
         _hold(conn, claim)
         now = db.now(conn)  # a search-lag deadline: the database's clock
-        _insert_ignore(conn, CommentLink, nc_id=nc_id, comment_key=key, created_at=now)
+        db.insert_ignore(conn, CommentLink, nc_id=nc_id, comment_key=key, created_at=now)
         conn.execute(update(CommentLink).where(CommentLink.nc_id == nc_id, CommentLink.comment_key == key,
                                                CommentLink.jira_comment_id.is_(None)).values(created_at=now))
 
