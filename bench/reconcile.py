@@ -31,6 +31,7 @@ from typing import Any
 
 from bench import procs
 from bench.dbs import PgDatabase
+from connector.sandbox.qualio import peak_per_minute
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_PG = os.environ.get("NC_CONNECTOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -53,15 +54,6 @@ def post(url: str, payload: dict[str, Any]) -> Any:
     request = urllib.request.Request(url, json.dumps(payload).encode(), {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.loads(answer.read())
-
-
-def peak_per_minute(times: list[float]) -> int:
-    ordered, best, start = sorted(times), 0, 0
-    for end, moment in enumerate(ordered):
-        while moment - ordered[start] >= 60:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def jira_writes(sandbox_url: str) -> int:
