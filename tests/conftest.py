@@ -15,6 +15,7 @@ from sqlalchemy import Engine, create_engine, text
 from connector import db
 from connector.models import Base
 from connector.ops.app import create_app
+from connector.receive import sightings
 from connector.settings import Settings, load_settings
 
 FIXTURES = Path(__file__).with_name("fixtures")
@@ -74,6 +75,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def truncate(engine: Engine) -> None:
+    sightings.flush_all()  # none of an earlier test's sightings lands on this test's rows
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY"))
@@ -106,6 +108,7 @@ def empty_database(request: pytest.FixtureRequest, directory: Path) -> str:
 def engine(db_url: str) -> Iterator[Engine]:
     engine = db.make_engine(db_url)
     yield engine
+    sightings.flush_all()
     engine.dispose()
 
 

@@ -26,13 +26,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config["NC_SETTINGS"] = settings
-    app.config["NC_ENGINE"] = engine or db.make_engine(settings.database_url)
-    app.config["NC_VERIFIER"] = Verifier(settings.webhook_secret, settings.webhook_token,
-                                         settings.allow_unsigned, settings.signature_tolerance)
+    app.config["NC_ENGINE"] = engine = engine or db.make_engine(settings.database_url)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Set by `serve` when it runs a worker: /readyz then also needs that worker's heartbeat.
     app.config["NC_SUPERVISOR"] = os.environ.get(heartbeat.SUPERVISOR_ENV) or None
-    app.register_blueprint(webhook.blueprint)
+    verifier = Verifier(settings.webhook_secret, settings.webhook_token, settings.allow_unsigned,
+                        settings.signature_tolerance)
+    # The webhook is answered in front of Flask (receive/webhook.py says why); everything else is Flask's.
+    app.wsgi_app = webhook.WebhookEndpoint(app.wsgi_app, settings, verifier, engine)  # type: ignore[method-assign]
     console.register(app, settings)  # /console/: only when NC_CONNECTOR_CONSOLE_TOKEN is set
     app.add_url_rule("/healthz", "healthz", healthz)
     app.add_url_rule("/readyz", "readyz", readyz)

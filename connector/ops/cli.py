@@ -138,7 +138,7 @@ def check_sync_settings(settings: Settings) -> None:
               help="Rows per transaction [default: 500 on SQLite, 5000 on PostgreSQL].")
 def prune(batch_size: int | None) -> None:
     """Delete expired fingerprints and old finished deliveries, in batches that leave ingest room."""
-    from connector.receive.store import prune as prune_tables
+    from connector.receive.prune import prune as prune_tables
 
     settings = settings_or_exit()
     engine = db.make_engine(settings.database_url)

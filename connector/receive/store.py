@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import functools
 import threading
-import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Dialect, Engine, delete, insert, or_, select, update
+from sqlalchemy import Connection, Dialect, Engine, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import Pool
 
@@ -26,9 +25,9 @@ from connector.models import Delivery, DeliveryStatus, Fingerprint, UTCDateTime
 from connector.receive.events import NcEvent
 from connector.receive.group_commit import GroupCommit
 from connector.receive.notify import NOTIFY_CHANNEL, notifier
+from connector.receive.sightings import COALESCE_SECONDS, sighting_log
 
-__all__ = ["NOTIFY_CHANNEL", "Accepted", "Duplicate", "PruneResult", "prune", "record_delivery"]
-FINISHED_STATUSES = (DeliveryStatus.DONE, DeliveryStatus.IGNORED)
+__all__ = ["NOTIFY_CHANNEL", "Accepted", "Duplicate", "record_delivery"]
 Arg = TypeVar("Arg")
 Out = TypeVar("Out")
 
@@ -52,17 +51,18 @@ class Duplicate:
 # PostgreSQL: ONE statement, sent in autocommit (a single statement is its own transaction) and prepared
 # once per connection, so a new delivery and a duplicate each cost one round trip:
 # - new content and webhook-id: the fingerprint row and the queued delivery;
-# - a duplicate (a conflict on either unique index): the sighting noted on the row(s) it duplicates,
-#   returning the first sighting's time, and the thin-event re-queue when it applies.
+# - a duplicate (a conflict on either unique index): the row(s) it duplicates and the first sighting's time
+#   read; the sighting itself written here only when a row's stored last_seen_at is older than
+#   COALESCE_SECONDS, otherwise counted in memory and written within a second (sightings.py), so the
+#   duplicate of a recent delivery writes nothing, as a plain INSERT ... ON CONFLICT DO NOTHING would not;
+# - the thin-event re-queue when it applies.
 # No NOTIFY in it: the workers' wake-up is sent after the commit, one for many deliveries (notify.py).
-# A commit that only noted a sighting does not wait for its WAL flush (synchronous_commit off for that
+# A commit that only wrote a sighting does not wait for its WAL flush (synchronous_commit off for that
 # transaction alone): the content it duplicates was committed durably before, and what a crash of the
-# database server could lose is the last ~0.6 s of sightings (wal_writer_delay x 3), i.e. a times_seen
-# and a last_seen_at, never a delivery. Waiting for that flush made a duplicate cost as much as a new
-# delivery, where the baseline's duplicate writes nothing; the prune guarantee keeps all but that window.
+# database server could lose is the last ~0.6 s of sightings (wal_writer_delay x 3), never a delivery.
 # Every CTE sees the statement's snapshot. A conflict with a row committed after that snapshot was taken
-# (a concurrent copy) leaves `seen` empty: record_delivery then notes the sighting in a second statement.
-# The re-queue needs a sighting (EXISTS seen), so in that case nothing of the duplicate was written yet.
+# (a concurrent copy) leaves `known` empty: record_delivery then notes the sighting in a second statement.
+# The re-queue needs a known row (EXISTS known), so in that case nothing of the duplicate was written yet.
 _DELIVERY_COLUMNS = """fingerprint, webhook_id, nc_id, event_type, event_timestamp, payload, received_at,
                             status, attempts, next_attempt_at, source"""
 _PG_RECORD = f"""
@@ -77,19 +77,23 @@ WITH fp AS (
            '{DeliveryStatus.QUEUED}', 0, %(now)s, %(source)s
     FROM fp
     RETURNING id
+), known AS (
+    SELECT id, first_seen_at, last_seen_at FROM fingerprints
+    WHERE NOT EXISTS (SELECT FROM fp) AND (fingerprint = %(fingerprint)s OR webhook_id = %(webhook_id)s)
 ), seen AS (
     UPDATE fingerprints SET last_seen_at = %(now)s, times_seen = times_seen + 1
-    WHERE NOT EXISTS (SELECT FROM fp) AND (fingerprint = %(fingerprint)s OR webhook_id = %(webhook_id)s)
-    RETURNING first_seen_at
+    WHERE id IN (SELECT id FROM known) AND EXISTS (SELECT FROM known WHERE last_seen_at < %(stale)s)
+    RETURNING id
 ), requeued AS (
     INSERT INTO deliveries ({_DELIVERY_COLUMNS})
     SELECT %(fingerprint)s, NULL, %(nc_id)s, %(event_type)s, %(event_timestamp)s, %(payload)s, %(now)s,
            '{DeliveryStatus.QUEUED}', 0, %(now)s, %(source)s
-    WHERE %(requeue)s AND EXISTS (SELECT FROM seen) AND NOT EXISTS (
+    WHERE %(requeue)s AND EXISTS (SELECT FROM known) AND NOT EXISTS (
         SELECT FROM deliveries WHERE nc_id = %(nc_id)s AND status = '{DeliveryStatus.QUEUED}')
     RETURNING id
 )
-SELECT (SELECT id FROM queued), (SELECT min(first_seen_at) FROM seen), EXISTS (SELECT FROM requeued),
+SELECT (SELECT id FROM queued), (SELECT min(first_seen_at) FROM known), EXISTS (SELECT FROM requeued),
+       CASE WHEN EXISTS (SELECT FROM seen) THEN NULL ELSE ARRAY(SELECT id FROM known) END,
        CASE WHEN EXISTS (SELECT FROM seen) AND NOT EXISTS (SELECT FROM requeued)
             THEN set_config('synchronous_commit', 'off', true) END
 """
@@ -111,7 +115,9 @@ UPDATE fingerprints SET last_seen_at = :now, times_seen = times_seen + 1
 WHERE fingerprint = :fingerprint OR webhook_id = :webhook_id
 RETURNING first_seen_at
 """
-_SQLITE_KNOWN = "SELECT 1 FROM fingerprints WHERE fingerprint = :fingerprint OR webhook_id = :webhook_id LIMIT 1"
+_SQLITE_KNOWN = """
+SELECT id, first_seen_at, last_seen_at FROM fingerprints WHERE fingerprint = :fingerprint OR webhook_id = :webhook_id
+"""
 _SQLITE_REQUEUE = f"""
 INSERT INTO deliveries ({_DELIVERY_COLUMNS})
 SELECT :fingerprint, NULL, :nc_id, :event_type, :event_timestamp, :payload, :now, '{DeliveryStatus.QUEUED}', 0, :now,
@@ -167,18 +173,23 @@ _Recorded = tuple[int | None, _Stored | None]  # (new delivery's id, or the firs
 
 
 def _record(engine: Engine, values: dict[str, Any]) -> _Recorded:
-    """One delivery on the driver connection, committed: new (its id) or a duplicate (its sighting noted,
-    the first sighting's time returned), or (None, None) when PostgreSQL could not note the sighting.
-    Driver errors are raised as SQLAlchemy's DBAPIError."""
+    """One delivery on the driver connection, committed: new (its id) or a duplicate (the first sighting's
+    time; its sighting written, or left to this process's sighting log), or (None, None) when PostgreSQL
+    could not note the sighting. Driver errors are raised as SQLAlchemy's DBAPIError."""
     to_db = _datetime_binder(engine.dialect)
-    params = values | {"now": to_db(values["now"]), "event_timestamp": to_db(values["event_timestamp"])}
+    now = values["now"]
+    params = values | {"now": to_db(now), "event_timestamp": to_db(values["event_timestamp"]),
+                       "stale": to_db(now - timedelta(seconds=COALESCE_SECONDS))}
     if engine.dialect.name == "postgresql":
-        delivery_id, first_seen, requeued = _on_driver_connection(engine.pool, engine.dialect, _record_postgresql,
-                                                                  params)
+        delivery_id, first_seen, requeued, unwritten = _on_driver_connection(
+            engine.pool, engine.dialect, _record_postgresql, params)
         if requeued:
             _wake_workers(engine)
-        return delivery_id, first_seen
-    return _sqlite_writer(engine).submit(params)
+    else:
+        delivery_id, first_seen, unwritten = _record_sqlite(engine, params)
+    if unwritten:
+        sighting_log(engine).note(unwritten, params["now"])
+    return delivery_id, first_seen
 
 
 def _on_driver_connection(pool: Pool, dialect: Dialect, write: Callable[[Any, Arg], Out], arg: Arg) -> Out:
@@ -198,13 +209,28 @@ def _on_driver_connection(pool: Pool, dialect: Dialect, write: Callable[[Any, Ar
             raw.close()
 
 
-def _record_postgresql(conn: Any, params: dict[str, Any]) -> tuple[int | None, _Stored | None, bool]:
+def _record_postgresql(conn: Any, params: dict[str, Any]) -> tuple[int | None, _Stored | None, bool, list[int]]:
     conn.autocommit = True
     try:
-        delivery_id, first_seen, requeued, _ = conn.execute(_PG_RECORD, params, prepare=True).fetchone()
+        delivery_id, first_seen, requeued, unwritten, _ = conn.execute(_PG_RECORD, params, prepare=True).fetchone()
     finally:
         conn.autocommit = False  # how SQLAlchemy expects its pooled connections
-    return (None if delivery_id is None else int(delivery_id)), first_seen, bool(requeued)
+    return (None if delivery_id is None else int(delivery_id)), first_seen, bool(requeued), unwritten or []
+
+
+def _record_sqlite(engine: Engine, params: dict[str, Any]) -> tuple[int | None, _Stored | None, list[int]]:
+    """A duplicate of a recently seen row is answered from a read (any connection, no write lock); the
+    rest goes to this process's group commit."""
+    known = _on_driver_connection(engine.pool, engine.dialect, _known_sqlite, params)
+    stale = _from_db(params["stale"])
+    if known and not params["requeue"] and all(_from_db(last_seen) >= stale for _, _, last_seen in known):
+        return None, min(first_seen for _, first_seen, _ in known), [row_id for row_id, _, _ in known]
+    delivery_id, first_seen = _sqlite_writer(engine).submit(params | {"known": bool(known)})
+    return delivery_id, first_seen, []
+
+
+def _known_sqlite(conn: Any, params: dict[str, Any]) -> list[tuple[int, str, str]]:
+    return conn.execute(_SQLITE_KNOWN, params).fetchall()  # type: ignore[no-any-return]
 
 
 _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, GroupCommit[dict[str, Any], _Recorded]] = (
@@ -229,12 +255,11 @@ def _record_sqlite_batch(conn: Any, batch: Sequence[dict[str, Any]]) -> list[_Re
 
     A batch of nothing but sightings commits without the WAL's fsync (synchronous=NORMAL for that one
     transaction, as PostgreSQL's synchronous_commit off, see _PG_RECORD): a power loss may lose its
-    sightings, never a delivery. SQLite lets that be set only between transactions, so the batch is
-    looked up first (reads, no lock); if anything turns out new in the transaction after all (a row
-    pruned in between), that transaction is rolled back and the batch written again with the fsync.
+    sightings, never a delivery. SQLite lets that be set only between transactions, so it is decided by
+    what each item's caller read before (`known`); if anything turns out new in the transaction after all
+    (a row pruned in between), that transaction is rolled back and the batch written again with the fsync.
     """
-    if not any(params["requeue"] for params in batch) and all(
-            conn.execute(_SQLITE_KNOWN, params).fetchone() is not None for params in batch):
+    if not any(params["requeue"] for params in batch) and all(params["known"] for params in batch):
         (level,) = conn.execute("PRAGMA synchronous").fetchone()
         conn.execute("PRAGMA synchronous=NORMAL")
         try:
@@ -310,70 +335,3 @@ def _note_sighting(conn: Connection, fp: str, webhook_id: str | None, now: datet
     ).scalars().all()
     # The conflicting row can only vanish if prune removed it in between: report now.
     return min(seen, default=now)
-
-
-@dataclass(frozen=True)
-class PruneResult:
-    fingerprints: int
-    deliveries: int
-
-
-# Rows per prune transaction, at most. SQLite has one writer: there a batch also shrinks until it holds
-# the write lock (which every ingest needs) for about PRUNE_HOLD_SECONDS.
-PRUNE_BATCH = {"sqlite": 500, "postgresql": 5000}
-PRUNE_HOLD_SECONDS = 0.01
-PRUNE_MIN_BATCH = 50
-
-
-def prune(engine: Engine, fingerprint_retention: float, delivery_retention: float, batch_size: int | None = None,
-          progress: Callable[[str, int], None] | None = None, now: datetime | None = None,
-          sleep: Callable[[float], None] = time.sleep) -> PruneResult:
-    """Delete expired fingerprints and finished deliveries in small batches (short transactions).
-
-    After each batch it pauses as long as the batch held its transaction open, so ingest gets at least
-    half of the database's time, however large the backlog of expired rows.
-    """
-    now = now or utcnow()
-    batch_size = batch_size or PRUNE_BATCH.get(engine.dialect.name, 1000)
-    fp_cutoff = now - timedelta(seconds=fingerprint_retention)
-    delivery_cutoff = now - timedelta(seconds=delivery_retention)
-    removed_fps = _delete_in_batches(
-        engine, Fingerprint.id, Fingerprint.last_seen_at < fp_cutoff, batch_size, sleep,
-        lambda n: progress("fingerprints", n) if progress else None,
-    )
-    removed_deliveries = _delete_in_batches(
-        engine, Delivery.id, (Delivery.status.in_(FINISHED_STATUSES)) & (Delivery.finished_at < delivery_cutoff),
-        batch_size, sleep, lambda n: progress("deliveries", n) if progress else None,
-    )
-    return PruneResult(removed_fps, removed_deliveries)
-
-
-def _delete_in_batches(engine: Engine, id_column: object, condition: object, batch_size: int,
-                       sleep: Callable[[float], None], progress: Callable[[int], None]) -> int:
-    table = id_column.class_  # type: ignore[attr-defined]
-    sqlite = engine.dialect.name == "sqlite"
-    size, total = batch_size, 0
-    while True:
-        ids = select(id_column).where(condition).limit(size)  # type: ignore[call-overload]
-        with engine.begin() as conn:
-            started = time.monotonic()  # the transaction has begun: on SQLite the write lock is ours from here
-            removed = conn.execute(delete(table).where(id_column.in_(ids))).rowcount  # type: ignore[attr-defined]
-        held = time.monotonic() - started
-        total += removed
-        progress(total)
-        if removed < size:
-            return total
-        if sqlite:
-            _checkpoint(engine)
-            size = min(batch_size, max(PRUNE_MIN_BATCH, int(size * PRUNE_HOLD_SECONDS / max(held, 1e-4))))
-        sleep(held)
-
-
-def _checkpoint(engine: Engine) -> None:
-    """Copy the WAL into the database now, without blocking anyone (PASSIVE): otherwise the pages prune
-    wrote are checkpointed by whichever ingest commit crosses the WAL's size limit, and it waits for that."""
-    raw = engine.raw_connection()
-    try:
-        raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
-    finally:
-        raw.close()

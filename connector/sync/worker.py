@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from connector import metrics, throttles
 from connector.identity import process_id
-from connector.receive import store
+from connector.receive import prune
 from connector.settings import Settings
 from connector.sync import queue
 from connector.sync.apply import Syncer
@@ -144,7 +144,7 @@ class Worker:
         if time.monotonic() - self._last_housekeeping < HOUSEKEEPING_EVERY_SECONDS:
             return
         self._last_housekeeping = time.monotonic()
-        result = store.prune(self.engine, self.settings.fingerprint_retention, self.settings.delivery_retention)
+        result = prune.prune(self.engine, self.settings.fingerprint_retention, self.settings.delivery_retention)
         log.info("housekeeping", extra={"pruned_fingerprints": result.fingerprints,
                                         "pruned_deliveries": result.deliveries})
 

@@ -1,5 +1,6 @@
 """What `serve` guarantees whichever server runs it (granian by default, gunicorn on request): chunked bodies and
-the body limit, a request in flight finishing after SIGTERM, and the counters of every web process in /metrics."""
+the body limit, a request in flight finishing after SIGTERM, the sightings a web process holds written when it
+stops, and the counters of every web process in /metrics."""
 
 from __future__ import annotations
 
@@ -103,3 +104,18 @@ def test_sigterm_lets_the_request_in_flight_finish(served, group):
         sock.sendall(chunk(data[20:]) + b"0\r\n\r\n")
         assert answer(sock) == 202
     assert proc.wait(15) == 0
+
+
+def test_a_graceful_stop_writes_the_sightings_each_web_process_holds(served, tmp_path):
+    port, proc = served
+    url = f"http://127.0.0.1:{port}/webhooks/qualio"
+    headers = {"Content-Type": "application/json", "Connection": "close"}  # a connection each: both processes
+    assert requests.post(url, data=body(300), headers=headers, timeout=10).status_code == 202
+    answers = [requests.post(url, data=body(300), headers=headers, timeout=10).status_code for _ in range(20)]
+    assert answers == [200] * 20
+    os.kill(proc.pid, signal.SIGTERM)  # at once: within the second a web process holds its sightings
+    assert proc.wait(15) == 0
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "serve.db") as conn:
+        assert conn.execute("SELECT times_seen FROM fingerprints").fetchall() == [(21,)]

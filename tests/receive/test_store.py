@@ -12,7 +12,9 @@ from connector.models import CommentLink, Delivery, Fingerprint, NcLink
 from connector.receive import events, signing
 from connector.receive.events import validate_event
 from connector.receive.fingerprint import fingerprint
-from connector.receive.store import Accepted, Duplicate, prune, record_delivery
+from connector.receive.prune import prune
+from connector.receive.sightings import flush_all
+from connector.receive.store import Accepted, Duplicate, record_delivery
 
 
 def store(engine, i: int, webhook_id: str | None = None):
@@ -25,6 +27,7 @@ def test_first_is_accepted_then_duplicates(engine):
     again = store(engine, 1, None)
     assert isinstance(again, Duplicate)
     assert isinstance(store(engine, 2, "msg_a"), Duplicate)  # same webhook-id, other content
+    flush_all()
     with engine.connect() as conn:
         assert conn.execute(select(Fingerprint.times_seen)).scalar_one() == 3
 
@@ -95,6 +98,7 @@ def test_concurrent_copies_in_one_process_make_one_delivery_each(engine):
     assert len(outcomes) == 240
     assert sorted(o.fingerprint for o in accepted) == sorted({o.fingerprint for o in outcomes})  # type: ignore[attr-defined]
     assert len(accepted) == 20
+    flush_all()
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Delivery)).scalar_one() == 20
         assert conn.execute(select(func.sum(Fingerprint.times_seen))).scalar_one() == 240

@@ -1,5 +1,6 @@
-"""The duplicate path of record_delivery: one statement on the driver connection (PostgreSQL), or the group
-commit's transaction (SQLite), on both real databases."""
+"""The duplicate path of record_delivery: one statement on the driver connection (PostgreSQL), or a read and,
+when it must write, the group commit's transaction (SQLite), on both real databases; a recent row's sighting
+is left to the process's sighting log."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from connector.models import Delivery, Fingerprint
 from connector.receive import store as store_module
 from connector.receive.events import validate_event
 from connector.receive.fingerprint import fingerprint
+from connector.receive.sightings import COALESCE_SECONDS, flush_all
 from connector.receive.store import NOTIFY_CHANNEL, Accepted, Duplicate, record_delivery
 
 
@@ -22,7 +24,11 @@ def send(engine: Any, nc: str, webhook_id: str | None = None, requeue: bool = Fa
     return record_delivery(engine, event, b"{}", fingerprint(event.payload), webhook_id, requeue_thin=requeue)
 
 
-def rows(engine: Any) -> dict[str, tuple[int, datetime, datetime]]:
+def rows(engine: Any, flush: bool = True) -> dict[str, tuple[int, datetime, datetime]]:
+    """Each NC's fingerprint row: (times_seen, first_seen_at, last_seen_at), after the pending sightings are
+    written (flush) or as stored now."""
+    if flush:
+        flush_all()
     with engine.connect() as conn:
         return {nc: (n, first, last) for nc, n, first, last in conn.execute(
             select(Fingerprint.nc_id, Fingerprint.times_seen, Fingerprint.first_seen_at, Fingerprint.last_seen_at))}
@@ -48,6 +54,38 @@ def test_a_duplicate_reports_the_first_sighting_and_notes_this_one(engine):
     assert deliveries(engine) == 1
 
 
+def age(engine: Any, seconds: float, nc: str | None = None) -> datetime:
+    """Move the row(s)' sightings `seconds` into the past; returns that time."""
+    then = utcnow() - timedelta(seconds=seconds)
+    with engine.begin() as conn:
+        match = update(Fingerprint) if nc is None else update(Fingerprint).where(Fingerprint.nc_id == nc)
+        conn.execute(match.values(first_seen_at=then, last_seen_at=then))
+    return then
+
+
+def test_a_recent_rows_sighting_waits_in_memory_and_is_written_by_the_flush(engine):
+    send(engine, "NC-1-1", "msg_1")
+    then = age(engine, COALESCE_SECONDS / 2)
+    again = [send(engine, "NC-1-1", f"msg_{i}") for i in (2, 3, 4)]
+    assert all(isinstance(d, Duplicate) and d.first_seen_at == then for d in again)
+    assert rows(engine, flush=False)["NC-1-1"][0] == 1  # nothing written for them yet
+    times, first_seen, last_seen = rows(engine)["NC-1-1"]
+    assert (times, first_seen) == (4, then) and last_seen > then + timedelta(seconds=COALESCE_SECONDS / 4)
+    assert deliveries(engine) == 1
+
+
+def test_a_sighting_of_a_row_last_seen_before_the_window_is_written_at_once(engine):
+    send(engine, "NC-1-1", "msg_1")
+    then = age(engine, COALESCE_SECONDS + 5)
+    before = utcnow()
+    send(engine, "NC-1-1", "msg_2")
+    times, _, last_seen = rows(engine, flush=False)["NC-1-1"]
+    assert times == 2 and last_seen >= before - timedelta(seconds=1) and last_seen > then
+    send(engine, "NC-1-1", "msg_3")  # now recent again: this one waits
+    assert rows(engine, flush=False)["NC-1-1"][0] == 2
+    assert rows(engine)["NC-1-1"][0] == 3
+
+
 def test_a_repeated_webhook_id_with_other_content_is_a_duplicate_of_that_row(engine):
     send(engine, "NC-1-1", "msg_1")
     again = send(engine, "NC-1-2", "msg_1")
@@ -65,6 +103,9 @@ def test_content_of_one_row_and_webhook_id_of_another_notes_both_and_reports_the
     again = send(engine, "NC-1-1", "msg_2")
     assert isinstance(again, Duplicate) and again.first_seen_at == older
     assert {nc: seen[0] for nc, seen in rows(engine).items()} == {"NC-1-1": 2, "NC-1-2": 2}
+    age(engine, COALESCE_SECONDS + 5, "NC-1-1")  # one of the two stale: both written at once
+    send(engine, "NC-1-1", "msg_2")
+    assert {nc: seen[0] for nc, seen in rows(engine, flush=False).items()} == {"NC-1-1": 3, "NC-1-2": 3}
     assert deliveries(engine) == 2
 
 
@@ -172,7 +213,9 @@ def test_postgresql_async_commit_of_a_sighting_does_not_outlive_its_transaction(
     truncate(engine)
     try:
         send(engine, "NC-9-9", "msg_1")
+        age(engine, COALESCE_SECONDS + 5)  # so that the sighting is written by the statement
         assert isinstance(send(engine, "NC-9-9", "msg_2"), Duplicate)
+        assert rows(engine, flush=False)["NC-9-9"][0] == 2
         with engine.connect() as conn:
             assert conn.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
     finally:
@@ -194,6 +237,7 @@ def test_sqlite_a_batch_of_sightings_leaves_the_connection_at_full_sync(tmp_path
     engine = sqlite_engine(tmp_path)
     try:
         send(engine, "NC-6-1", "msg_1")
+        age(engine, COALESCE_SECONDS + 5)
         assert isinstance(send(engine, "NC-6-1", "msg_2"), Duplicate)  # the sightings-only transaction
         with engine.connect() as conn:
             assert conn.execute(text("PRAGMA synchronous")).scalar_one() == 2  # FULL again, as db.py sets it
@@ -203,10 +247,11 @@ def test_sqlite_a_batch_of_sightings_leaves_the_connection_at_full_sync(tmp_path
 
 
 def test_sqlite_an_item_new_after_all_is_written_with_the_fsync(tmp_path, monkeypatch):
-    # The look-up said "known" (as when prune removes the row between it and the transaction): the
+    # The look-up found a stale row (as when prune removes it between the look-up and the transaction): the
     # sightings-only transaction finds the item new, rolls back, and the batch is written durably.
     engine = sqlite_engine(tmp_path)
-    monkeypatch.setattr(store_module, "_SQLITE_KNOWN", "SELECT 1")
+    long_ago = "2020-01-01 00:00:00.000000"
+    monkeypatch.setattr(store_module, "_known_sqlite", lambda conn, params: [(1, long_ago, long_ago)])
     modes: list[str] = []
     original = store_module._write_sqlite_batch
 

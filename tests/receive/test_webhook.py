@@ -11,6 +11,7 @@ from sqlalchemy import Engine, func, select
 from connector.models import Delivery, Fingerprint
 from connector.ops.app import create_app
 from connector.receive.fingerprint import fingerprint
+from connector.receive.sightings import flush_all
 from tests.conftest import fixture_bytes, load_fixture, make_settings
 from tests.helpers import body_of, post, signed
 
@@ -46,6 +47,7 @@ def test_redelivery_is_a_duplicate_and_bumps_the_log(client, engine):
     assert body["status"] == "duplicate"
     assert body["fingerprint"] == first.get_json()["fingerprint"]
     assert body["firstSeenAt"].endswith("Z")
+    flush_all()
     with engine.connect() as conn:
         row = conn.execute(select(Fingerprint)).one()
     assert row.times_seen == 2 and row.last_seen_at >= row.first_seen_at
@@ -243,6 +245,30 @@ def test_wrong_method_is_405(client):
     assert response.status_code == 405
     assert response.mimetype == "application/problem+json"
     assert "POST" in response.headers["Allow"]
+
+
+def raw_post(client, body: bytes, length: str) -> tuple[str, dict]:
+    """The app called as a WSGI server would, with a Content-Length that werkzeug's client would not send."""
+    import io
+
+    answered: list[str] = []
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/webhooks/qualio", "CONTENT_TYPE": "application/json",
+               "CONTENT_LENGTH": length, "wsgi.input": io.BytesIO(body), "SERVER_NAME": "127.0.0.1",
+               "SERVER_PORT": "80", "wsgi.url_scheme": "http"}
+    environ |= {"HTTP_" + name.upper().replace("-", "_"): value for name, value in signed(body).items()}
+    chunks = client.application(environ, lambda status, headers, exc_info=None: answered.append(status))
+    return answered[0], json.loads(b"".join(chunks))
+
+
+@pytest.mark.parametrize(("length", "status", "detail"), [
+    ("12abc", "400 Bad Request", "Content-Length must be a number of bytes"),
+    ("-5", "400 Bad Request", "Content-Length must be a number of bytes"),
+    ("100000", "400 Bad Request", "the body ended before its Content-Length"),  # under the limit, over the body
+])
+def test_a_content_length_that_does_not_fit_the_body_is_a_400(client, engine, length, status, detail):
+    answer, problem = raw_post(client, fixture_bytes("seed_nc_updated"), length)
+    assert (answer, problem["detail"]) == (status, detail)
+    assert_nothing_stored(engine)
 
 
 def test_unknown_path_is_404_problem(client):

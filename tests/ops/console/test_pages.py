@@ -16,6 +16,7 @@ from connector.clock import utcnow
 from connector.models import CommentLink, Delivery, NcLink, ReconcileRun, Worker
 from connector.ops.console.filters import PAGE_SIZE
 from connector.ops.views import check_mapping
+from connector.receive.sightings import flush_all
 from connector.sync import heartbeat
 from tests.conftest import FIXTURES, load_fixture
 from tests.ops.console.support import JIRA_URL, bearer, bury, console_settings, ingest, login
@@ -100,6 +101,7 @@ def test_nc_page_after_a_duplicate_storm(console, engine):
             last_event_at=utcnow(), jira_status="In Progress", jira_status_category="indeterminate"))
         conn.execute(CommentLink.__table__.insert().values(nc_id="NC-2025-014", comment_key="c-1001",
                                                            jira_comment_id="10042", created_at=utcnow()))
+    flush_all()  # the page shows sightings as written: within a second of them (receive/sightings.py)
     page = text_of(console.get("/console/nc/NC-2025-014", headers=bearer()))
     assert re.findall(r'class="times-seen">(\d+)<', page) == ["5", "1"]
     assert f'href="{JIRA_URL}/browse/QA-17"' in page and "linked" in page and "In Progress" in page
