@@ -1,17 +1,18 @@
-"""Sightings of recent duplicates, counted in memory and written once a second per process.
+"""Sightings of recent duplicates: counted in memory, their `times_seen` written once a second per process.
 
 A sighting moves a fingerprint row's `last_seen_at` (prune's key) and `times_seen` (a statistic). Writing
 each at once made a duplicate cost a write, a WAL record and a commit, where the delivery it repeats is
 already stored: in a retry storm, duplicates are most of the traffic. So store.py writes a sighting at once
-only when the row's stored `last_seen_at` is older than COALESCE_SECONDS; a sighting of a row seen more
-recently is noted here and written with the others of this process by one statement every FLUSH_SECONDS
-(and when the process exits normally).
+(both columns) only when the row's stored `last_seen_at` is older than COALESCE_SECONDS. A sighting of a
+row whose stored `last_seen_at` is more recent only counts: this process adds it to the row's `times_seen`
+with the others it holds, one statement every FLUSH_SECONDS and when it exits normally. The flush leaves
+`last_seen_at` alone: that column is indexed, so updating it made each flushed row cost an index entry per
+index (no HOT update), and those flushes were the duplicates' p99; a `times_seen`-only update is HOT.
 
-What that costs, and why prune's guarantee holds anyway: a process that dies (SIGKILL, power loss) loses the
-sightings it had not written, i.e. under FLUSH_SECONDS of `times_seen` increments. Whatever is lost, a
-row's stored `last_seen_at` is never more than COALESCE_SECONDS behind its true last sighting (an older one
-is written at once), and prune keeps a row for its retention plus COALESCE_SECONDS after the stored time
-(store.prune), so a fingerprint is never removed within its retention of its last sighting.
+What that means: `last_seen_at` is the last sighting to within COALESCE_SECONDS, by the rule above alone, and
+prune keeps a row for its retention plus COALESCE_SECONDS after it (receive/prune.py), so a fingerprint is
+never removed within its retention of its real last sighting. A process that dies outright (SIGKILL, power
+loss) loses the counts it had not written: under FLUSH_SECONDS of `times_seen`.
 """
 
 from __future__ import annotations
@@ -35,37 +36,35 @@ FLUSH_SECONDS = 1.0  # how often a process writes the sightings it holds
 GIVE_UP_AFTER = 60  # failed flushes in a row (the database away a minute): the sightings held are dropped
 
 log = logging.getLogger(__name__)
-Pending = dict[int, tuple[Any, int]]  # fingerprint row id -> (latest sighting as the driver binds it, count)
-Write = Callable[[Sequence[tuple[int, Any, int]]], None]
+Write = Callable[[Sequence[tuple[int, int]]], None]  # [(fingerprint row id, sightings to add)], in id order
 
 # One statement for all of a flush's rows, locked in id order: two processes flushing overlapping rows
-# then wait for each other instead of deadlocking. Only sightings: the commit need not wait for its WAL
+# then wait for each other instead of deadlocking. Only counts: the commit need not wait for its WAL
 # flush (as for a duplicate's sighting in store.py).
 _PG_FLUSH = """
-WITH v AS (SELECT * FROM unnest(%s::bigint[], %s::timestamp[], %s::int[]) AS v(id, seen, n)),
+WITH v AS (SELECT * FROM unnest(%s::bigint[], %s::int[]) AS v(id, n)),
 locked AS (SELECT f.id FROM fingerprints f JOIN v ON f.id = v.id ORDER BY f.id FOR UPDATE OF f)
-UPDATE fingerprints f SET last_seen_at = GREATEST(f.last_seen_at, v.seen), times_seen = f.times_seen + v.n
+UPDATE fingerprints f SET times_seen = f.times_seen + v.n
 FROM v WHERE f.id = v.id AND f.id IN (SELECT id FROM locked)
 """
-_SQLITE_FLUSH = "UPDATE fingerprints SET last_seen_at = max(last_seen_at, ?), times_seen = times_seen + ? WHERE id = ?"
+_SQLITE_FLUSH = "UPDATE fingerprints SET times_seen = times_seen + ? WHERE id = ?"
 
 
 class SightingLog:
-    """note(row ids, time): counted now, written by this object's thread within about `interval`."""
+    """note(row ids): counted now, written by this object's thread within about `interval`."""
 
     def __init__(self, write: Write, interval: float = FLUSH_SECONDS) -> None:
         self._write = write
         self._interval = interval
         self._lock = threading.Lock()
-        self._pending: Pending = {}
+        self._pending: dict[int, int] = {}  # row id -> sightings not written yet
         self._thread: threading.Thread | None = None  # runs while sightings are pending
         self._failures = 0
 
-    def note(self, row_ids: Iterable[int], seen: Any) -> None:
+    def note(self, row_ids: Iterable[int]) -> None:
         with self._lock:
             for row_id in row_ids:
-                latest, count = self._pending.get(row_id, (seen, 0))
-                self._pending[row_id] = (max(latest, seen), count + 1)
+                self._pending[row_id] = self._pending.get(row_id, 0) + 1
             if self._thread is None:  # started lazily: in a web process, after the server's fork
                 self._thread = threading.Thread(target=self._run, name="nc-sightings", daemon=True)
                 self._thread.start()
@@ -73,7 +72,7 @@ class SightingLog:
     def pending(self) -> int:
         """Sightings counted and not yet written."""
         with self._lock:
-            return sum(count for _, count in self._pending.values())
+            return sum(self._pending.values())
 
     def flush(self) -> None:
         """Write what is pending now; on failure it stays pending (merged with what came meanwhile), and
@@ -83,7 +82,7 @@ class SightingLog:
         if not batch:
             return
         try:
-            self._write(sorted((row_id, seen, count) for row_id, (seen, count) in batch.items()))
+            self._write(sorted(batch.items()))
             self._failures = 0
         except Exception as exc:  # the database is away: try again at the next interval
             self._failures += 1
@@ -94,9 +93,8 @@ class SightingLog:
                 self._failures = 0
                 return
             with self._lock:
-                for row_id, (seen, count) in batch.items():
-                    latest, later = self._pending.get(row_id, (seen, 0))
-                    self._pending[row_id] = (max(latest, seen), count + later)
+                for row_id, count in batch.items():
+                    self._pending[row_id] = self._pending.get(row_id, 0) + count
 
     def _run(self) -> None:
         while True:
@@ -139,12 +137,12 @@ atexit.register(flush_all)  # a plain process's normal exit (gunicorn's workers,
 
 
 def _pg_writer(pool: Pool) -> Write:
-    def write(rows: Sequence[tuple[int, Any, int]]) -> None:
+    def write(rows: Sequence[tuple[int, int]]) -> None:
         raw = pool.connect()
         try:
             conn: Any = raw.driver_connection
-            conn.execute("SET LOCAL synchronous_commit = off")  # only sightings: no wait for the WAL flush
-            conn.execute(_PG_FLUSH, [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]])
+            conn.execute("SET LOCAL synchronous_commit = off")  # only counts: no wait for the WAL flush
+            conn.execute(_PG_FLUSH, [[row_id for row_id, _ in rows], [count for _, count in rows]])
             conn.commit()
         except BaseException:
             raw.invalidate()
@@ -155,16 +153,16 @@ def _pg_writer(pool: Pool) -> Write:
 
 
 def _sqlite_writer(pool: Pool) -> Write:
-    def write(rows: Sequence[tuple[int, Any, int]]) -> None:
+    def write(rows: Sequence[tuple[int, int]]) -> None:
         raw = pool.connect()
         try:
             conn: Any = raw.driver_connection
             (level,) = conn.execute("PRAGMA synchronous").fetchone()
-            conn.execute("PRAGMA synchronous=NORMAL")  # only sightings: no fsync (see store._record_sqlite_batch)
+            conn.execute("PRAGMA synchronous=NORMAL")  # only counts: no fsync (see store._record_sqlite_batch)
             try:
                 begin_immediate(conn)
                 try:
-                    conn.executemany(_SQLITE_FLUSH, [(seen, count, row_id) for row_id, seen, count in rows])
+                    conn.executemany(_SQLITE_FLUSH, [(count, row_id) for row_id, count in rows])
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")

@@ -53,22 +53,29 @@ class Duplicate:
 # - new content and webhook-id: the fingerprint row and the queued delivery;
 # - a duplicate (a conflict on either unique index): the row(s) it duplicates and the first sighting's time
 #   read; the sighting itself written here only when a row's stored last_seen_at is older than
-#   COALESCE_SECONDS, otherwise counted in memory and written within a second (sightings.py), so the
+#   COALESCE_SECONDS, otherwise counted in memory, its times_seen written within a second (sightings.py), so the
 #   duplicate of a recent delivery writes nothing, as a plain INSERT ... ON CONFLICT DO NOTHING would not;
 # - the thin-event re-queue when it applies.
 # No NOTIFY in it: the workers' wake-up is sent after the commit, one for many deliveries (notify.py).
 # A commit that only wrote a sighting does not wait for its WAL flush (synchronous_commit off for that
 # transaction alone): the content it duplicates was committed durably before, and what a crash of the
 # database server could lose is the last ~0.6 s of sightings (wal_writer_delay x 3), never a delivery.
+# The look-up comes before the INSERT, which runs only when it found nothing: an INSERT that conflicts with
+# a row another transaction is updating waits for that transaction (to know whether the row survives), and
+# the rows a process's sighting flush updates are the ones being re-sent; a read waits for nothing.
 # Every CTE sees the statement's snapshot. A conflict with a row committed after that snapshot was taken
-# (a concurrent copy) leaves `known` empty: record_delivery then notes the sighting in a second statement.
-# The re-queue needs a known row (EXISTS known), so in that case nothing of the duplicate was written yet.
+# (a concurrent copy) leaves `known` and `fp` empty: record_delivery then notes the sighting in a second
+# statement. The re-queue needs a known row, so in that case nothing of the duplicate was written yet.
 _DELIVERY_COLUMNS = """fingerprint, webhook_id, nc_id, event_type, event_timestamp, payload, received_at,
                             status, attempts, next_attempt_at, source"""
 _PG_RECORD = f"""
-WITH fp AS (
+WITH known AS (
+    SELECT id, first_seen_at, last_seen_at FROM fingerprints
+    WHERE fingerprint = %(fingerprint)s OR webhook_id = %(webhook_id)s
+), fp AS (
     INSERT INTO fingerprints (fingerprint, webhook_id, nc_id, event_type, first_seen_at, last_seen_at, times_seen)
-    VALUES (%(fingerprint)s, %(webhook_id)s, %(nc_id)s, %(event_type)s, %(now)s, %(now)s, 1)
+    SELECT %(fingerprint)s, %(webhook_id)s, %(nc_id)s, %(event_type)s, %(now)s, %(now)s, 1
+    WHERE NOT EXISTS (SELECT FROM known)
     ON CONFLICT DO NOTHING
     RETURNING id
 ), queued AS (
@@ -77,9 +84,6 @@ WITH fp AS (
            '{DeliveryStatus.QUEUED}', 0, %(now)s, %(source)s
     FROM fp
     RETURNING id
-), known AS (
-    SELECT id, first_seen_at, last_seen_at FROM fingerprints
-    WHERE NOT EXISTS (SELECT FROM fp) AND (fingerprint = %(fingerprint)s OR webhook_id = %(webhook_id)s)
 ), seen AS (
     UPDATE fingerprints SET last_seen_at = %(now)s, times_seen = times_seen + 1
     WHERE id IN (SELECT id FROM known) AND EXISTS (SELECT FROM known WHERE last_seen_at < %(stale)s)
@@ -188,7 +192,7 @@ def _record(engine: Engine, values: dict[str, Any]) -> _Recorded:
     else:
         delivery_id, first_seen, unwritten = _record_sqlite(engine, params)
     if unwritten:
-        sighting_log(engine).note(unwritten, params["now"])
+        sighting_log(engine).note(unwritten)
     return delivery_id, first_seen
 
 

@@ -69,8 +69,7 @@ def test_a_recent_rows_sighting_waits_in_memory_and_is_written_by_the_flush(engi
     again = [send(engine, "NC-1-1", f"msg_{i}") for i in (2, 3, 4)]
     assert all(isinstance(d, Duplicate) and d.first_seen_at == then for d in again)
     assert rows(engine, flush=False)["NC-1-1"][0] == 1  # nothing written for them yet
-    times, first_seen, last_seen = rows(engine)["NC-1-1"]
-    assert (times, first_seen) == (4, then) and last_seen > then + timedelta(seconds=COALESCE_SECONDS / 4)
+    assert rows(engine)["NC-1-1"] == (4, then, then)  # the count written; last_seen_at still within the window
     assert deliveries(engine) == 1
 
 
