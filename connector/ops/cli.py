@@ -15,6 +15,7 @@ import click
 
 from connector import __version__, db, logs, metrics
 from connector.models import DeliveryStatus
+from connector.ops.serving import THREADS
 from connector.qualio.drift import STATUSES as QUALIO_STATUSES
 from connector.settings import Settings, SettingsError, load_settings, require_webhook_auth
 
@@ -58,11 +59,13 @@ def db_upgrade() -> None:
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
               help="Web processes.")
+@click.option("--threads", default=THREADS, show_default=True, type=click.IntRange(1, 64),
+              help="Requests each web process handles at once.")
 @click.option("--server", type=click.Choice(["granian", "gunicorn"]), default="granian", show_default=True,
               help="HTTP server of the web processes (granian measured faster: bench/README.md).")
 @click.option("--worker/--no-worker", "with_worker", default=True, show_default=True,
               help="Also run a sync worker (a child process); --no-worker when workers are scaled separately.")
-def serve(host: str, port: int, workers: int, server: str, with_worker: bool) -> None:
+def serve(host: str, port: int, workers: int, threads: int, server: str, with_worker: bool) -> None:
     """Serve the webhook endpoint (and, by default, a sync worker)."""
     settings = settings_or_exit()
     try:
@@ -94,7 +97,7 @@ def serve(host: str, port: int, workers: int, server: str, with_worker: bool) ->
         os.environ.pop(SUPERVISOR_ENV, None)
     owner = os.getpid()
     try:
-        serve_supervised(lambda: run_server(lambda: create_app(settings), host, port, workers, server=server),
+        serve_supervised(lambda: run_server(lambda: create_app(settings), host, port, workers, threads, server),
                          supervisor)
     finally:
         if os.getpid() == owner:  # the server's forked web processes leave through here too

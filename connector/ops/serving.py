@@ -17,11 +17,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable
-from typing import Any
-
-from flask import Flask
+from typing import TYPE_CHECKING, Any
 
 from connector.metrics import MULTIPROC_ENV
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 SERVERS = ("granian", "gunicorn")
 DEFAULT_SERVER = "granian"

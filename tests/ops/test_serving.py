@@ -28,8 +28,8 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[int
     port = free_port()
     env = {"NC_CONNECTOR_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "NC_CONNECTOR_ALLOW_UNSIGNED": "true",
            "NC_CONNECTOR_MAX_BODY_BYTES": str(LIMIT), "NC_CONNECTOR_LOG_LEVEL": "WARNING"}
-    proc = start(["serve", "--no-worker", "--workers", "2", "--port", str(port), "--server", request.param], env,
-                 tmp_path / "serve.log")
+    proc = start(["serve", "--no-worker", "--workers", "2", "--threads", "2", "--port", str(port),
+                  "--server", request.param], env, tmp_path / "serve.log")
     try:
         wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
         yield port, proc
