@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import logging
 import multiprocessing.util
+import os
 import threading
 import time
 import weakref
@@ -56,7 +57,8 @@ class SightingLog:
     def __init__(self, write: Write, interval: float = FLUSH_SECONDS) -> None:
         self._write = write
         self._interval = interval
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _pending and _thread
+        self._flushing = threading.Lock()  # held from taking a batch to its write or its return to _pending
         self._pending: dict[int, int] = {}  # row id -> sightings not written yet
         self._thread: threading.Thread | None = None  # runs while sightings are pending
         self._failures = 0
@@ -66,8 +68,9 @@ class SightingLog:
             for row_id in row_ids:
                 self._pending[row_id] = self._pending.get(row_id, 0) + 1
             if self._thread is None:  # started lazily: in a web process, after the server's fork
-                self._thread = threading.Thread(target=self._run, name="nc-sightings", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name="nc-sightings", daemon=True)
+                thread.start()  # if this raises, the next sighting tries again
+                self._thread = thread
 
     def pending(self) -> int:
         """Sightings counted and not yet written."""
@@ -75,8 +78,13 @@ class SightingLog:
             return sum(self._pending.values())
 
     def flush(self) -> None:
-        """Write what is pending now; on failure it stays pending (merged with what came meanwhile), and
-        after GIVE_UP_AFTER failures in a row it is dropped: statistics only, prune's margin covers it."""
+        """Write what is pending now, after any flush under way (so a flush at exit or in a test has
+        everything noted before it written). On failure it stays pending (merged with what came meanwhile);
+        after GIVE_UP_AFTER failures in a row it is dropped: only times_seen counts, never last_seen_at."""
+        with self._flushing:
+            self._flush()
+
+    def _flush(self) -> None:
         with self._lock:
             batch, self._pending = self._pending, {}
         if not batch:
@@ -117,10 +125,7 @@ def sighting_log(engine: Engine) -> SightingLog:
         if found is None:
             write = _pg_writer(engine.pool) if engine.dialect.name == "postgresql" else _sqlite_writer(engine.pool)
             found = _LOGS[engine] = SightingLog(write)
-            # A normal exit writes what it holds. atexit does not run in a multiprocessing child (granian's
-            # workers are ones), and a child forgets the parent's multiprocessing finalizers: so one here,
-            # in the process that uses the log.
-            multiprocessing.util.Finalize(found, found.flush, exitpriority=10)
+            _flush_at_exit()
         return found
 
 
@@ -133,7 +138,28 @@ def flush_all() -> None:
         found.flush()
 
 
+_finalized_pid: int | None = None  # the process whose multiprocessing exit hooks flush (a child has its own)
+
+
+def _flush_at_exit() -> None:
+    """A normal exit writes what is held. atexit does not run in a multiprocessing child (granian's workers
+    are ones), and a child forgets its parent's multiprocessing finalizers: so one per process that logs."""
+    global _finalized_pid
+    if _finalized_pid != os.getpid():
+        _finalized_pid = os.getpid()
+        multiprocessing.util.Finalize(None, flush_all, exitpriority=10)
+
+
+def _forget_after_fork() -> None:
+    """A forked child starts with no logs: the parent's pending counts are the parent's to write, and its
+    flush thread does not exist in the child."""
+    global _LOGS_LOCK
+    _LOGS_LOCK = threading.Lock()
+    _LOGS.clear()
+
+
 atexit.register(flush_all)  # a plain process's normal exit (gunicorn's workers, the CLI); a second flush is a no-op
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _pg_writer(pool: Pool) -> Write:

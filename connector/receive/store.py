@@ -1,8 +1,8 @@
 """Durable ingest: the fingerprint row and the queued delivery, written in one transaction.
 
-Uniqueness is the database's job (unique indexes + INSERT ... ON CONFLICT DO NOTHING),
-never check-then-insert, so N concurrent copies of one delivery in N processes produce
-exactly one queued delivery.
+Uniqueness is the database's job (unique indexes + INSERT ... ON CONFLICT DO NOTHING): a look-up comes first
+(a duplicate is then answered from it), but it decides nothing alone, since the INSERT after it still conflicts
+with a concurrent copy; so N concurrent copies of one delivery in N processes produce exactly one queued delivery.
 """
 
 from __future__ import annotations

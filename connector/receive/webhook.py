@@ -28,6 +28,7 @@ from connector.settings import Settings
 log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/webhooks/qualio"  # where Qualio posts; the manifest and the demo read it from here
 DB_RETRY_AFTER_SECONDS = "5"
+ALLOW = "OPTIONS, POST"
 ACCEPTED = metrics.DELIVERIES.labels("accepted")
 DUPLICATES = metrics.DELIVERIES.labels("duplicate")
 # The environ keys of the headers the verifier reads ("webhook-id" -> "HTTP_WEBHOOK_ID").
@@ -46,7 +47,8 @@ class Answer:
 
 
 class WebhookEndpoint:
-    """POST WEBHOOK_PATH answered here; any other method there is a 405; every other path goes to `app`."""
+    """POST WEBHOOK_PATH answered here (OPTIONS too, and any other method there is a 405, as Flask's route
+    answered them); every other path goes to `app`."""
 
     def __init__(self, app: WsgiApp, settings: Settings, verifier: Verifier, engine: Engine) -> None:
         self.app = app
@@ -57,9 +59,11 @@ class WebhookEndpoint:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != WEBHOOK_PATH:
             return self.app(environ, start_response)
-        if environ.get("REQUEST_METHOD") != "POST":
-            answer = _refuse("method_not_allowed", 405, "Method Not Allowed",
-                             f"{WEBHOOK_PATH} takes POST only", headers={"Allow": "POST"})
+        method = environ.get("REQUEST_METHOD")
+        if method == "OPTIONS":
+            answer = Answer(200, [("Allow", ALLOW)], b"")
+        elif method != "POST":  # not a delivery: neither counted nor logged as a refused one
+            answer = _problem(405, "Method Not Allowed", f"{WEBHOOK_PATH} takes POST only", headers={"Allow": ALLOW})
         else:
             try:
                 answer = self.receive(environ)
@@ -129,11 +133,22 @@ def read_body(environ: dict[str, Any], length: int | None, limit: int) -> bytes 
     """
     stream = environ["wsgi.input"]
     if length is not None:
-        return stream.read(length) if length else b""  # type: ignore[no-any-return]
+        return _read_exactly(stream, length)
     if not environ.get("wsgi.input_terminated"):
         return b""  # no length and no end marker: WSGI gives us nothing safe to read
     data: bytes = stream.read(limit + 1)
     return None if len(data) > limit else data
+
+
+def _read_exactly(stream: Any, length: int) -> bytes:
+    """`length` bytes, or fewer only when the body ends first (a read may return less than it was asked)."""
+    data = stream.read(length) if length else b""
+    while len(data) < length:
+        more = stream.read(length - len(data))
+        if not more:
+            break
+        data += more
+    return data  # type: ignore[no-any-return]
 
 
 def _json(status: int, /, **fields: object) -> Answer:

@@ -3,6 +3,7 @@ prune's margin for what it holds, on both real databases."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -86,6 +87,43 @@ def test_the_thread_writes_within_its_interval_and_ends_when_idle():
     while len(write.writes) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert write.writes[1] == [(2, 1)]
+
+
+def test_a_flush_waits_for_the_one_under_way():
+    # The thread's flush has taken the batch and is writing it: a flush at exit (or before a test reads the
+    # table) must return only once that write is done, not at once because nothing is left pending.
+    entered, release = threading.Event(), threading.Event()
+    written: list[Any] = []
+
+    def slow_write(rows: Any) -> None:
+        entered.set()
+        release.wait(5)
+        written.append(list(rows))
+
+    log = SightingLog(slow_write, interval=0.01)
+    log.note([1])
+    assert entered.wait(5)
+    flusher = threading.Thread(target=log.flush)
+    flusher.start()
+    flusher.join(0.2)
+    assert flusher.is_alive() and written == []  # still waiting for the thread's write
+    release.set()
+    flusher.join(5)
+    assert not flusher.is_alive() and written == [[(1, 1)]]
+
+
+def test_a_forked_child_starts_without_the_parents_logs(engine):
+    import os
+
+    send(engine, "NC-8-5", "msg_1")
+    send(engine, "NC-8-5", "msg_2")
+    assert sightings.sighting_log(engine).pending() == 1
+    pid = os.fork()
+    if pid == 0:  # the child: nothing of the parent's to write twice
+        os._exit(0 if len(sightings._LOGS) == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sightings.sighting_log(engine).pending() == 1  # the parent's are still the parent's
 
 
 def send(engine: Any, nc: str, webhook_id: str) -> Any:

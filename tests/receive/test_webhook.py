@@ -245,6 +245,8 @@ def test_wrong_method_is_405(client):
     assert response.status_code == 405
     assert response.mimetype == "application/problem+json"
     assert "POST" in response.headers["Allow"]
+    options = client.options("/webhooks/qualio")
+    assert options.status_code == 200 and options.headers["Allow"] == "OPTIONS, POST"
 
 
 def raw_post(client, body: bytes, length: str) -> tuple[str, dict]:
