@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import Pool
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -128,3 +131,17 @@ def dialect_insert(conn: Connection) -> Any:
 def insert_ignore(conn: Connection, model: type, **values: Any) -> None:
     """INSERT the row unless its key is taken (ON CONFLICT DO NOTHING on both databases)."""
     conn.execute(dialect_insert(conn)(model).values(**values).on_conflict_do_nothing())
+
+
+@contextmanager
+def driver_connection(pool: Pool) -> Iterator[Any]:
+    """A pooled connection's driver connection (psycopg's or sqlite3's), for the hot paths that skip
+    SQLAlchemy's statement machinery; a connection that anything failed on is discarded, never reused."""
+    raw = pool.connect()
+    try:
+        yield raw.driver_connection
+    except BaseException:
+        raw.invalidate()
+        raise
+    finally:
+        raw.close()

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 from sqlalchemy.pool import Pool
 
+from connector.db import driver_connection
+
 NOTIFY_CHANNEL = "nc_connector_deliveries"
 # The least time between two NOTIFYs of one process: under load that makes one NOTIFY (and one commit taking
 # the queue's lock) per process per interval, whatever the rate of deliveries; idle, a wake-up goes at once.
@@ -74,17 +76,10 @@ def notifier(engine: Engine) -> Notifier:
 
 def _sender(pool: Pool) -> Callable[[], None]:
     def send() -> None:
-        raw = pool.connect()
-        try:
-            conn = raw.driver_connection
-            conn.autocommit = True  # type: ignore[union-attr]
+        with driver_connection(pool) as conn:
+            conn.autocommit = True
             try:
-                conn.execute(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")  # type: ignore[union-attr]
+                conn.execute(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")
             finally:
-                conn.autocommit = False  # type: ignore[union-attr]  # how SQLAlchemy expects its connections
-        except BaseException:
-            raw.invalidate()
-            raise
-        finally:
-            raw.close()
+                conn.autocommit = False  # how SQLAlchemy expects its pooled connections
     return send

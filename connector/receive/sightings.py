@@ -25,12 +25,11 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.pool import Pool
 
-from connector.db import begin_immediate
+from connector.db import begin_immediate, driver_connection
 
 COALESCE_SECONDS = 60.0  # a sighting of a row whose stored last_seen_at is younger than this waits here
 FLUSH_SECONDS = 1.0  # how often a process writes the sightings it holds
@@ -164,25 +163,16 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 def _pg_writer(pool: Pool) -> Write:
     def write(rows: Sequence[tuple[int, int]]) -> None:
-        raw = pool.connect()
-        try:
-            conn: Any = raw.driver_connection
+        with driver_connection(pool) as conn:
             conn.execute("SET LOCAL synchronous_commit = off")  # only counts: no wait for the WAL flush
             conn.execute(_PG_FLUSH, [[row_id for row_id, _ in rows], [count for _, count in rows]])
             conn.commit()
-        except BaseException:
-            raw.invalidate()
-            raise
-        finally:
-            raw.close()
     return write
 
 
 def _sqlite_writer(pool: Pool) -> Write:
     def write(rows: Sequence[tuple[int, int]]) -> None:
-        raw = pool.connect()
-        try:
-            conn: Any = raw.driver_connection
+        with driver_connection(pool) as conn:
             (level,) = conn.execute("PRAGMA synchronous").fetchone()
             conn.execute("PRAGMA synchronous=NORMAL")  # only counts: no fsync (see store._record_sqlite_batch)
             try:
@@ -195,9 +185,4 @@ def _sqlite_writer(pool: Pool) -> Write:
                     raise
             finally:
                 conn.execute(f"PRAGMA synchronous={int(level)}")
-        except BaseException:
-            raw.invalidate()
-            raise
-        finally:
-            raw.close()
     return write

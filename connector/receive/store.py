@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import Pool
 
 from connector.clock import utcnow
-from connector.db import begin_immediate
+from connector.db import begin_immediate, driver_connection
 from connector.models import Delivery, DeliveryStatus, Fingerprint, UTCDateTime
 from connector.receive.events import NcEvent
 from connector.receive.group_commit import GroupCommit
@@ -197,20 +197,14 @@ def _record(engine: Engine, values: dict[str, Any]) -> _Recorded:
 
 
 def _on_driver_connection(pool: Pool, dialect: Dialect, write: Callable[[Any, Arg], Out], arg: Arg) -> Out:
-    """write(driver connection, arg) on a pooled connection; driver errors raised as DBAPIError."""
+    """write(driver connection, arg) on a pooled connection; driver errors raised as DBAPIError (the
+    connection they happened on is discarded: its state is unknown, a lost server, an aborted statement)."""
     driver_error = dialect.loaded_dbapi.Error
-    raw = None
     try:
-        raw = pool.connect()
-        return write(raw.driver_connection, arg)
+        with driver_connection(pool) as conn:
+            return write(conn, arg)
     except driver_error as exc:
-        if raw is not None:
-            raw.invalidate()  # its state is unknown (a lost server, an aborted statement): never reuse it
-        raise DBAPIError.instance("record_delivery", None, exc, driver_error,
-                                  connection_invalidated=raw is not None) from exc
-    finally:
-        if raw is not None:
-            raw.close()
+        raise DBAPIError.instance("record_delivery", None, exc, driver_error) from exc
 
 
 def _record_postgresql(conn: Any, params: dict[str, Any]) -> tuple[int | None, _Stored | None, bool, list[int]]:
