@@ -17,6 +17,8 @@ from pathlib import Path
 from bench import burst, ingest, procs, report, traffic
 from bench.context import GUNICORN_THREADS, REPO, Config, Context
 from bench.dbs import PgDatabase, find_pgbench
+from connector.ops.serving import THREADS as SERVE_THREADS
+from connector.ops.serving import WORKERS as SERVE_WORKERS
 
 DEFAULT_PG = os.environ.get("NC_CONNECTOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SECTIONS = ("servers", "traffic", "ingest", "dedup", "burst", "e2e")
@@ -32,7 +34,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         + ", ".join(SECTIONS) + " (memory is always reported)")
     parser.add_argument("--db", default="postgresql,sqlite", help="databases: postgresql, sqlite")
     parser.add_argument("--workers", type=int, help="web workers for both services (default: sweep in full mode, "
-                        "4 in quick mode)")
+                        "4 in quick mode); in section 0 traffic the baseline's only (default 4)")
+    parser.add_argument("--ours-shape", type=parse_shape, metavar="WxT",
+                        help="ours in section 0 traffic: W web processes x T request threads (default: serve's, "
+                             f"{SERVE_WORKERS}x{SERVE_THREADS})")
     parser.add_argument("--rounds", type=int, help="ingest rounds per database (ours/baseline pairs)")
     parser.add_argument("--duration", type=float, help="seconds measured per ingest run (after the warm-up)")
     parser.add_argument("--burst-workers", type=int, help="sync workers draining the burst (default 2)")
@@ -49,12 +54,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def parse_shape(text: str) -> tuple[int, int]:
+    workers, _, threads = text.partition("x")
+    if not (workers.isdigit() and threads.isdigit() and int(workers) > 0 and int(threads) > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected processes x threads, e.g. 2x8")
+    return int(workers), int(threads)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     config = Config.for_mode("quick" if args.quick else "full", args.pg, workers=args.workers, rounds=args.rounds,
                              duration=args.duration, burst_workers=args.burst_workers,
-                             baseline_worker_class=args.baseline_worker_class)
+                             baseline_worker_class=args.baseline_worker_class, ours_shape=args.ours_shape)
     config.sections = tuple(s for s in SECTIONS if s in args.only.split(","))
     config.databases = tuple(d for d in ("postgresql", "sqlite") if d in args.db.split(","))
     command = "bench/run" + ("" if not argv else " " + shlex.join(argv))
@@ -115,12 +127,14 @@ def settings_lines(ctx: Context, code_at_start: str) -> list[str]:
     return [
         f"code: {code_at_start}" + ("" if code_version() == code_at_start else
                                      f" at the start; at the end: {code_version()} (changed during the run)"),
-        f"servers: ours under granian (serve's default, {GUNICORN_THREADS} WSGI threads per worker; section 0 "
-        f"servers also gunicorn gthread {GUNICORN_THREADS} threads and gunicorn sync), the baseline under gunicorn "
+        f"servers: ours under granian (serve's default, {SERVE_THREADS} WSGI threads per worker; section 0 "
+        f"servers also gunicorn gthread {SERVE_THREADS} threads and gunicorn sync), the baseline under gunicorn "
         f"-k {cfg.baseline_worker_class} (timeout 30, graceful 10, no access log); web workers per database: {workers}"
+        f"; in section 0 traffic ours runs {'x'.join(map(str, traffic.ours_shape(cfg)))} (processes x threads)"
         + (" (the best of a sweep over " + "/".join(map(str, cfg.sweep)) + " for ours)"
            if cfg.workers is None and cfg.mode == "full" else ""),
-        "ours: `nc-connector serve --no-worker --workers N` (defaults otherwise: log level INFO, pool size 5, "
+        "ours: `nc-connector serve --no-worker --workers N --threads T` (defaults otherwise: log level INFO, a pooled "
+        "connection per thread + 2, "
         "no pre-ping, per-delivery log lines at DEBUG); baseline: `gunicorn ... bench.baseline_app:create_app()` "
         "(bench/baseline_app.py)",
         f"load: {cfg.senders} concurrent senders ({cfg.processes} processes), HTTP/1.1 keep-alive, every body "

@@ -13,10 +13,11 @@ from bench import procs
 from bench.dbs import PgDatabase, SqliteDatabase
 from bench.loadgen import LoadResult, LoadRun, RequestFactory, Window, window
 from bench.payloads import SECRET, IngestFactory
+from connector.ops.serving import THREADS as SERVE_THREADS
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
-GUNICORN_THREADS = 4  # request threads per web process under `nc-connector serve` (connector/serving.py)
+GUNICORN_THREADS = 4  # the baseline's threads under --baseline-worker-class gthread
 # The baseline as the issue that set the targets ran it, and as a user would write it: gunicorn, sync workers.
 BASELINE_WORKER_CLASS = "sync"
 
@@ -45,6 +46,8 @@ class Config:
     databases: tuple[str, ...] = ("postgresql", "sqlite")
     sections: tuple[str, ...] = ("ingest", "dedup", "burst", "e2e")
     baseline_worker_class: str = BASELINE_WORKER_CLASS  # gunicorn -k for the baseline: sync or gthread
+    # Ours in section 0 traffic: web processes x request threads; None: serve's defaults (what a user runs).
+    ours_shape: tuple[int, int] | None = None
 
     @classmethod
     def for_mode(cls, mode: str, pg_admin_url: str, **overrides: Any) -> Config:
@@ -132,7 +135,7 @@ class Context:
         return {"NC_CONNECTOR_DATABASE_URL": db_url, "NC_CONNECTOR_WEBHOOK_SECRET": SECRET, **extra}
 
     def start_ours(self, db_url: str, workers: int, name: str, extra_env: dict[str, str] | None = None,
-                   server: str = "granian") -> tuple[procs.Proc, int]:
+                   server: str = "granian", threads: int = SERVE_THREADS) -> tuple[procs.Proc, int]:
         """`nc-connector serve --no-worker` under `server`; "gunicorn-sync" is the README's plain gunicorn
         invocation of the same app with sync workers (serve itself offers gthread only)."""
         port = procs.free_port()
@@ -141,7 +144,7 @@ class Context:
                                 "connector.ops.app:create_app()")
         else:
             args = procs.python("-m", "connector", "serve", "--no-worker", "--host", HOST, "--port", str(port),
-                                "--workers", str(workers), "--server", server)
+                                "--workers", str(workers), "--threads", str(threads), "--server", server)
         proc = procs.start(name, args, self.ours_env(db_url, **(extra_env or {})), self.logs, role="ours-web",
                            cwd=self.tmp)
         procs.wait_ready(proc, f"http://{HOST}:{port}/readyz")

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from dataclasses import dataclass, field
 
-from bench.context import HOST, Context, IngestFigure
+from bench.context import HOST, Config, Context, IngestFigure
 from bench.ingest import LABEL, ceiling, describe, fmt_ms, fmt_rate, median_figure, ratio, verdict
 from bench.loadgen import RequestFactory, run_load
 from bench.payloads import SECRET, _key, http_request, nc_payload
+from connector.ops.serving import THREADS as SERVE_THREADS
+from connector.ops.serving import WORKERS as SERVE_WORKERS
 
 KINDS = ("new", "duplicates", "storm")
 DUPLICATE_SET = 3000  # deliveries stored before a duplicates run, then re-sent in a loop
@@ -69,6 +72,23 @@ class FirstCopies:
         return http_request(self.host, self.port, body(self.tag, index), f"msg_{self.tag}_{index}", self._key)
 
 
+def storm_block(tag: str, number: int) -> list[tuple[int, int]]:
+    """Block `number` of a storm: (delivery, copy) per position, each delivery 2 or 3 times, shuffled."""
+    rng = random.Random(f"{tag}:{number}")
+    slots: list[int] = []
+    delivery = number * STORM_BLOCK  # ids never collide across blocks (fewer than STORM_BLOCK per block)
+    while len(slots) < STORM_BLOCK:
+        slots += [delivery] * min(rng.choice((2, 3)), STORM_BLOCK - len(slots))
+        delivery += 1
+    rng.shuffle(slots)
+    copies: list[tuple[int, int]] = []
+    seen: dict[int, int] = {}
+    for d in slots:
+        copies.append((d, seen.get(d, 0)))
+        seen[d] = seen.get(d, 0) + 1
+    return copies
+
+
 @dataclass
 class StormFactory:
     """Each delivery 2 or 3 times (2.5 on average), the copies shuffled within blocks of STORM_BLOCK positions,
@@ -79,29 +99,20 @@ class StormFactory:
     tag: str
     _key: bytes = field(default=b"", repr=False)
     _blocks: dict[int, list[tuple[int, int]]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self._key = _key(SECRET)
 
     def _block(self, number: int) -> list[tuple[int, int]]:
         """(delivery, copy) for each position of the block; copy 0 is the first to be sent."""
-        if number not in self._blocks:
-            rng = random.Random(f"{self.tag}:{number}")
-            slots: list[int] = []
-            delivery = number * STORM_BLOCK  # ids never collide across blocks (fewer than STORM_BLOCK per block)
-            while len(slots) < STORM_BLOCK:
-                slots += [delivery] * min(rng.choice((2, 3)), STORM_BLOCK - len(slots))
-                delivery += 1
-            rng.shuffle(slots)
-            copies: list[tuple[int, int]] = []
-            seen: dict[int, int] = {}
-            for d in slots:
-                copies.append((d, seen.get(d, 0)))
-                seen[d] = seen.get(d, 0) + 1
-            if len(self._blocks) >= 4:  # senders work on neighbouring blocks; older ones are done
-                self._blocks.pop(min(self._blocks))
-            self._blocks[number] = copies
-        return self._blocks[number]
+        with self._lock:  # a sender's threads share the cache (the load generator forks: no pickling)
+            copies = self._blocks.get(number)
+            if copies is None:
+                copies = self._blocks[number] = storm_block(self.tag, number)
+                while len(self._blocks) > 4:  # senders work on neighbouring blocks; older ones are done
+                    self._blocks.pop(min(self._blocks))
+            return copies
 
     def build(self, index: int) -> bytes:
         delivery, copy = self._block(index // STORM_BLOCK)[index % STORM_BLOCK]
@@ -126,11 +137,12 @@ def factory(ctx: Context, kind: str, port: int) -> RequestFactory:
     return IngestFactory(HOST, port, tag)
 
 
-def measure(ctx: Context, kind: str, who: str, db_url: str, workers: int, name: str) -> IngestFigure:
+def measure(ctx: Context, kind: str, who: str, db_url: str, workers: int, name: str,
+            threads: int = SERVE_THREADS) -> IngestFigure:
     if who == "baseline":
         proc, port = ctx.start_baseline(db_url, workers, name)
     else:
-        proc, port = ctx.start_ours(db_url, workers, name, server=who)
+        proc, port = ctx.start_ours(db_url, workers, name, server=who, threads=threads)
     try:
         return ctx.ingest(proc, port, factory=factory(ctx, kind, port))
     finally:
@@ -140,7 +152,8 @@ def measure(ctx: Context, kind: str, who: str, db_url: str, workers: int, name: 
 def section_traffic(ctx: Context, kind: str) -> None:
     cfg = ctx.config
     db = ctx.database(kind)
-    workers = cfg.workers or 4
+    workers = cfg.workers or 4  # the baseline's, as the issue ran it
+    ours_workers, ours_threads = ours_shape(cfg)
     ctx.chosen_workers.setdefault(kind, workers)
     label = LABEL[kind]
     new_figure: IngestFigure | None = None
@@ -150,8 +163,11 @@ def section_traffic(ctx: Context, kind: str) -> None:
             order = ("ours", "baseline") if r % 2 == 0 else ("baseline", "ours")
             for who in order:
                 db.reset()
-                fig = measure(ctx, traffic, "baseline" if who == "baseline" else "granian", db.url, workers,
-                              f"traffic-{kind}-{traffic}-{who}-{r}")
+                name = f"traffic-{kind}-{traffic}-{who}-{r}"
+                if who == "baseline":
+                    fig = measure(ctx, traffic, "baseline", db.url, workers, name)
+                else:
+                    fig = measure(ctx, traffic, "granian", db.url, ours_workers, name, ours_threads)
                 figures[who].append(fig)
                 ctx.details.append(f"traffic {kind} {traffic} round {r} {who}: {describe(fig)}")
                 print(f"    {kind} {traffic:10s} round {r} {who:8s}: {describe(fig)}", flush=True)
@@ -173,6 +189,11 @@ def section_traffic(ctx: Context, kind: str) -> None:
         ceiling(ctx, kind, db, new_figure)
 
 
+def ours_shape(config: Config) -> tuple[int, int]:
+    """Ours in the traffic section: --ours-shape, else serve's defaults (web processes, request threads)."""
+    return config.ours_shape or (SERVE_WORKERS, SERVE_THREADS)
+
+
 def section_servers(ctx: Context) -> None:
     """Ours under each server, same workers, new deliveries and duplicates on PostgreSQL, alternating."""
     cfg = ctx.config
@@ -192,8 +213,9 @@ def section_servers(ctx: Context) -> None:
         medians = {server: median_figure(runs) for server, runs in figures.items()}
         reference = medians["gunicorn"]
         for server, fig in medians.items():
-            ctx.add("0 servers", f"{LABEL[kind]}, {traffic}, ours under {server} ({workers} workers"
-                    + (", 4 threads" if server != "gunicorn-sync" else "") + f"; median of {cfg.rounds})",
+            threads = f", {SERVE_THREADS} threads" if server != "gunicorn-sync" else ""
+            ctx.add("0 servers", f"{LABEL[kind]}, {traffic}, ours under {server} ({workers} workers{threads}; "
+                    f"median of {cfg.rounds})",
                     f"{fmt_rate(fig.window.rps)}, p99 {fig.window.p99_ms:.1f} ms, CPU {fig.web_cpu_ms:.2f} ms/req",
                     f"gunicorn gthread {fmt_rate(reference.window.rps)}",
                     f"{ratio(fig.window.rps, reference.window.rps):.2f}x")

@@ -32,6 +32,7 @@ def is_sqlite(engine_or_url: Engine | str) -> bool:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the settings this service relies on (WAL and BEGIN IMMEDIATE on SQLite)."""
+    kwargs.setdefault("pool_size", 5)
     if is_sqlite(url):
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
@@ -42,7 +43,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # No ping before each checkout: it is a round trip per request. A connection that died with the
     # server fails once (a 503 that the sender retries) and SQLAlchemy then renews the whole pool.
     kwargs.setdefault("pool_pre_ping", False)
-    kwargs.setdefault("pool_size", 5)
     connect_args = {"connect_timeout": 5, **kwargs.pop("connect_args", {})}
     return create_engine(url, connect_args=connect_args, **kwargs)
 

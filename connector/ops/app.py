@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from connector import db, throttles
 from connector.ops import console, gauges
+from connector.ops.serving import THREADS
 from connector.receive import webhook
 from connector.receive.problems import problem
 from connector.receive.signing import Verifier
@@ -22,11 +23,19 @@ from connector.sync import heartbeat
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Flask:
+# Connections a web process holds beside one per request thread: its sightings flush and its wake-up NOTIFY.
+BACKGROUND_CONNECTIONS = 2
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None, threads: int = THREADS) -> Flask:
+    """The app of one web process answering `threads` requests at once (serve's --threads)."""
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config["NC_SETTINGS"] = settings
-    app.config["NC_ENGINE"] = engine = engine or db.make_engine(settings.database_url)
+    # A connection for every request thread: past pool_size, SQLAlchemy closes a connection when it is
+    # returned, so a busy process would open (and PostgreSQL fork a backend for) one connection per request.
+    app.config["NC_ENGINE"] = engine = engine or db.make_engine(
+        settings.database_url, pool_size=threads + BACKGROUND_CONNECTIONS)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Set by `serve` when it runs a worker: /readyz then also needs that worker's heartbeat.
     app.config["NC_SUPERVISOR"] = os.environ.get(heartbeat.SUPERVISOR_ENV) or None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -15,7 +16,7 @@ import click
 
 from connector import __version__, db, logs, metrics
 from connector.models import DeliveryStatus
-from connector.ops.serving import THREADS
+from connector.ops.serving import THREADS, WORKERS
 from connector.qualio.drift import STATUSES as QUALIO_STATUSES
 from connector.settings import Settings, SettingsError, load_settings, require_webhook_auth
 
@@ -57,7 +58,7 @@ def db_upgrade() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+@click.option("--workers", default=WORKERS, show_default=True, type=click.IntRange(1, 64),
               help="Web processes.")
 @click.option("--threads", default=THREADS, show_default=True, type=click.IntRange(1, 64),
               help="Requests each web process handles at once.")
@@ -97,8 +98,8 @@ def serve(host: str, port: int, workers: int, threads: int, server: str, with_wo
         os.environ.pop(SUPERVISOR_ENV, None)
     owner = os.getpid()
     try:
-        serve_supervised(lambda: run_server(lambda: create_app(settings), host, port, workers, threads, server),
-                         supervisor)
+        app_factory = functools.partial(create_app, settings, threads=threads)
+        serve_supervised(lambda: run_server(app_factory, host, port, workers, threads, server), supervisor)
     finally:
         if os.getpid() == owner:  # the server's forked web processes leave through here too
             shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -26,7 +26,13 @@ if TYPE_CHECKING:
 
 SERVERS = ("granian", "gunicorn")
 DEFAULT_SERVER = "granian"
-THREADS = 4  # request threads per web process, under either server
+# The default shape: 2 web processes x 8 request threads. A sender's keep-alive connections stay with the
+# process that accepted them, unevenly (16 connections to 4 processes: 6/5/4/1), and a process queues what its
+# threads cannot take at once: 2 x 4 answered 0.5x the requests of 2 x 8 on PostgreSQL. Fewer processes also
+# cost less CPU per request on a small machine (2 cores beside PostgreSQL: 2 x 8 about 20% less than 4 x 4);
+# bench/README.md has the runs. Each web process holds a database connection per thread (ops/app.py).
+WORKERS = 2  # web processes
+THREADS = 8  # request threads per web process, under either server
 GRACEFUL_SECONDS = 10  # how long SIGTERM waits for requests in flight before the workers are killed
 
 

@@ -25,7 +25,11 @@ from connector.db import driver_connection
 NOTIFY_CHANNEL = "nc_connector_deliveries"
 # The least time between two NOTIFYs of one process: under load that makes one NOTIFY (and one commit taking
 # the queue's lock) per process per interval, whatever the rate of deliveries; idle, a wake-up goes at once.
-MIN_INTERVAL_SECONDS = 0.005
+MIN_INTERVAL_SECONDS = 0.05
+
+# A NOTIFY gives its transaction an XID, so its commit would wait for a WAL flush (an fsync) like a
+# delivery's; a wake-up is a hint that needs no durability, so this commit does not wait for it.
+_NOTIFY = f"SELECT set_config('synchronous_commit', 'off', true), pg_notify('{NOTIFY_CHANNEL}', '')"
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +83,7 @@ def _sender(pool: Pool) -> Callable[[], None]:
         with driver_connection(pool) as conn:
             conn.autocommit = True
             try:
-                conn.execute(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")
+                conn.execute(_NOTIFY)
             finally:
                 conn.autocommit = False  # how SQLAlchemy expects its pooled connections
     return send
