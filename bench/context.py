@@ -165,12 +165,13 @@ class Context:
     # -- one measured ingest run ---------------------------------------------------------------
 
     def ingest(self, proc: procs.Proc, port: int, duration: float | None = None,
-               factory: RequestFactory | None = None) -> IngestFigure:
+               factory: RequestFactory | None = None, rate: float | None = None) -> IngestFigure:
+        """One measured run: closed loop, or `rate` requests/s on a fixed schedule (loadgen.Pace)."""
         duration = self.config.duration if duration is None else duration
         warmup = self.config.warmup
         factory = factory or IngestFactory(HOST, port, self.tag("i"))
         run = LoadRun(HOST, port, factory, senders=self.config.senders, processes=self.config.processes,
-                      duration=warmup + duration).start()
+                      duration=warmup + duration, rate=rate).start()
         _sleep_until(run.t0 + warmup)
         cpu0 = tree_cpu(proc.pid)
         result = run.wait()

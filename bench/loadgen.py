@@ -1,5 +1,9 @@
 """A bounded HTTP/1.1 load generator: P processes x T threads, one keep-alive socket per sender.
 
+Closed loop by default (each sender sends its next request when the last is answered); with a `rate`,
+every sender keeps a fixed schedule instead, and a request sent late because its sender was still waiting
+counts from when it was due, so a slow answer shows in the latency of the requests behind it.
+
 Requests are built by a picklable *factory* (``factory.build(i) -> bytes``, the whole request)
 right before they are sent, so signatures are always fresh (Standard Webhooks allows 5 minutes
 of skew) and every body can be distinct. Senders take the next index from one counter shared by
@@ -113,12 +117,16 @@ class _Connection:
 
 
 def _sender(host: str, port: int, factory: RequestFactory, counter: Any, total: int | None, deadline: float,
-            stop: Any, keep_bodies: bool, out: LoadResult, lock: threading.Lock) -> None:
+            stop: Any, keep_bodies: bool, out: LoadResult, lock: threading.Lock, pace: Pace | None = None) -> None:
     conn = _Connection(host, port)
     local = LoadResult()
     errors = 0
+    sent = 0
     try:
         while time.time() < deadline and not stop.is_set():
+            due = pace.due(sent) if pace is not None else None
+            if due is not None and due > time.time():
+                time.sleep(due - time.time())
             with counter.get_lock():
                 i = counter.value
                 counter.value = i + 1
@@ -133,10 +141,15 @@ def _sender(host: str, port: int, factory: RequestFactory, counter: Any, total: 
                 conn.close()
                 status, body = 0, b""
                 errors += 1
-            local.latency.append(time.perf_counter() - t)
+            latency = time.perf_counter() - t
+            if due is not None and due < started:  # sent late because the previous answer was late: the
+                latency += started - due            # wait counts (no coordinated omission)
+                started = due
+            local.latency.append(latency)
             local.start.append(started)
             local.index.append(i)
             local.status.append(status)
+            sent += 1
             if keep_bodies and status:
                 local.bodies[i] = body
             if errors >= MAX_ERRORS_PER_SENDER:
@@ -147,8 +160,23 @@ def _sender(host: str, port: int, factory: RequestFactory, counter: Any, total: 
             out.merge(local)
 
 
+@dataclass(frozen=True)
+class Pace:
+    """A sender's fixed schedule: sender `slot` of `senders` sends its k-th request at
+    t0 + (slot + k * senders) / rate, so all senders together offer `rate` requests/s, evenly spread."""
+
+    t0: float
+    rate: float
+    slot: int
+    senders: int
+
+    def due(self, k: int) -> float:
+        return self.t0 + (self.slot + k * self.senders) / self.rate
+
+
 def _process_main(host: str, port: int, factory: RequestFactory, counter: Any, total: int | None,
-                  start_at: float, deadline: float, stop: Any, threads: int, keep_bodies: bool, queue: Any) -> None:
+                  start_at: float, deadline: float, stop: Any, threads: int, keep_bodies: bool, queue: Any,
+                  paces: list[Pace | None]) -> None:
     out = LoadResult()
     lock = threading.Lock()
     delay = start_at - time.time()
@@ -156,8 +184,9 @@ def _process_main(host: str, port: int, factory: RequestFactory, counter: Any, t
         time.sleep(delay)
     cpu0 = os.times()
     workers = [threading.Thread(target=_sender, daemon=True,
-                                args=(host, port, factory, counter, total, deadline, stop, keep_bodies, out, lock))
-               for _ in range(threads)]
+                                args=(host, port, factory, counter, total, deadline, stop, keep_bodies, out, lock,
+                                      paces[k]))
+               for k in range(threads)]
     for w in workers:
         w.start()
     for w in workers:
@@ -172,7 +201,7 @@ class LoadRun:
 
     def __init__(self, host: str, port: int, factory: RequestFactory, *, senders: int = 16, processes: int = 4,
                  total: int | None = None, duration: float | None = None, keep_bodies: bool = False,
-                 counter: Any = None) -> None:
+                 counter: Any = None, rate: float | None = None) -> None:
         if total is None and duration is None:
             raise ValueError("a load run needs a total, a duration or both (it must be bounded)")
         self.ctx = mp.get_context("fork")
@@ -181,6 +210,7 @@ class LoadRun:
         self.senders = senders
         self.total, self.duration = total, duration
         self.keep_bodies = keep_bodies
+        self.rate = rate  # requests/s offered by all senders together, on a fixed schedule; None: closed loop
         self.counter = counter if counter is not None else self.ctx.Value("q", 0)
         self.stop_event = self.ctx.Event()
         self.queue = self.ctx.Queue()
@@ -193,10 +223,14 @@ class LoadRun:
         self.deadline = self.t0 + (self.duration if self.duration is not None else max_seconds)
         per = [self.senders // self.processes + (1 if k < self.senders % self.processes else 0)
                for k in range(self.processes)]
+        first = 0
         for threads in per:
+            paces = [None if self.rate is None else Pace(self.t0, self.rate, first + k, self.senders)
+                     for k in range(threads)]
+            first += threads
             p = self.ctx.Process(target=_process_main, daemon=True,
                                  args=(self.host, self.port, self.factory, self.counter, self.total, self.t0,
-                                       self.deadline, self.stop_event, threads, self.keep_bodies, self.queue))
+                                       self.deadline, self.stop_event, threads, self.keep_bodies, self.queue, paces))
             p.start()
             self.procs.append(p)
         return self

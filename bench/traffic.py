@@ -7,7 +7,8 @@ the median run of each side reported:
   after an outage: the sender sends only duplicates);
 - storm: the seed's at-least-once mix: each delivery 2 or 3 times within about a second, the copies
   interleaved with other deliveries' (half the repeats keep the webhook-id, half have a new one).
-Then pgbench's ceiling for the same transaction, with and without NOTIFY, and the servers compared (ours under
+Each kind also paced: both sides offered the same rate (PACED_SHARE of the baseline's closed-loop rate), the
+latency a sender sees when neither side is saturated. Then pgbench's ceiling for the same transaction, with and without NOTIFY, and the servers compared (ours under
 granian, gunicorn gthread and gunicorn sync), also alternately.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 import threading
 from dataclasses import dataclass, field
 
@@ -30,6 +32,7 @@ DUPLICATE_SET = 3000  # deliveries stored before a duplicates run, then re-sent 
 STORM_BLOCK = 1200  # positions per storm block: ~480 distinct deliveries, each 2-3 times, shuffled within it
 SERVERS = ("granian", "gunicorn", "gunicorn-sync")
 TARGET = 1.5  # the issue's: >= 1.5x the baseline's requests/s, p99 no worse than the baseline's
+PACED_SHARE = 0.7  # the paced runs offer both sides this share of the baseline's closed-loop requests/s
 
 
 def body(tag: str, index: int) -> bytes:
@@ -138,39 +141,48 @@ def factory(ctx: Context, kind: str, port: int) -> RequestFactory:
 
 
 def measure(ctx: Context, kind: str, who: str, db_url: str, workers: int, name: str,
-            threads: int = SERVE_THREADS) -> IngestFigure:
+            threads: int = SERVE_THREADS, rate: float | None = None) -> IngestFigure:
     if who == "baseline":
         proc, port = ctx.start_baseline(db_url, workers, name)
     else:
         proc, port = ctx.start_ours(db_url, workers, name, server=who, threads=threads)
     try:
-        return ctx.ingest(proc, port, factory=factory(ctx, kind, port))
+        return ctx.ingest(proc, port, factory=factory(ctx, kind, port), rate=rate)
     finally:
         proc.stop()
 
 
-def section_traffic(ctx: Context, kind: str) -> None:
+def alternate(ctx: Context, kind: str, traffic: str, rate: float | None = None) -> dict[str, list[IngestFigure]]:
+    """cfg.rounds runs of each side on freshly emptied tables, who goes first alternating: closed loop, or
+    both sides offered `rate` requests/s."""
     cfg = ctx.config
     db = ctx.database(kind)
     workers = cfg.workers or 4  # the baseline's, as the issue ran it
     ours_workers, ours_threads = ours_shape(cfg)
-    ctx.chosen_workers.setdefault(kind, workers)
+    mode = "closed" if rate is None else f"paced {rate:,.0f}/s"
+    figures: dict[str, list[IngestFigure]] = {"ours": [], "baseline": []}
+    for r in range(cfg.rounds):
+        order = ("ours", "baseline") if r % 2 == 0 else ("baseline", "ours")
+        for who in order:
+            db.reset()
+            name = f"traffic-{kind}-{traffic}-{who}-{r}" + ("" if rate is None else "-paced")
+            if who == "baseline":
+                fig = measure(ctx, traffic, "baseline", db.url, workers, name, rate=rate)
+            else:
+                fig = measure(ctx, traffic, "granian", db.url, ours_workers, name, ours_threads, rate=rate)
+            figures[who].append(fig)
+            ctx.details.append(f"traffic {kind} {traffic} {mode} round {r} {who}: {describe(fig)}")
+            print(f"    {kind} {traffic:10s} {mode} round {r} {who:8s}: {describe(fig)}", flush=True)
+    return figures
+
+
+def section_traffic(ctx: Context, kind: str) -> None:
+    cfg = ctx.config
+    ctx.chosen_workers.setdefault(kind, cfg.workers or 4)
     label = LABEL[kind]
     new_figure: IngestFigure | None = None
     for traffic in KINDS:
-        figures: dict[str, list[IngestFigure]] = {"ours": [], "baseline": []}
-        for r in range(cfg.rounds):
-            order = ("ours", "baseline") if r % 2 == 0 else ("baseline", "ours")
-            for who in order:
-                db.reset()
-                name = f"traffic-{kind}-{traffic}-{who}-{r}"
-                if who == "baseline":
-                    fig = measure(ctx, traffic, "baseline", db.url, workers, name)
-                else:
-                    fig = measure(ctx, traffic, "granian", db.url, ours_workers, name, ours_threads)
-                figures[who].append(fig)
-                ctx.details.append(f"traffic {kind} {traffic} round {r} {who}: {describe(fig)}")
-                print(f"    {kind} {traffic:10s} round {r} {who:8s}: {describe(fig)}", flush=True)
+        figures = alternate(ctx, kind, traffic)
         o, b = median_figure(figures["ours"]), median_figure(figures["baseline"])
         errors = sum(n for f in figures["ours"] for s, n in f.window.statuses.items() if not 200 <= s < 300)
         rps = ratio(o.window.rps, b.window.rps)
@@ -183,10 +195,23 @@ def section_traffic(ctx: Context, kind: str) -> None:
         ctx.add("0 traffic", f"{label}, {traffic}: every round, req/s",
                 ", ".join(f"{f.window.rps:,.0f}" for f in figures["ours"]),
                 ", ".join(f"{f.window.rps:,.0f}" for f in figures["baseline"]))
+        paced(ctx, kind, traffic, PACED_SHARE * b.window.rps)
         if traffic == "new":
             new_figure = o
     if new_figure is not None:
-        ceiling(ctx, kind, db, new_figure)
+        ceiling(ctx, kind, ctx.database(kind), new_figure)
+
+
+def paced(ctx: Context, kind: str, traffic: str, rate: float) -> None:
+    """Both sides offered the same rate, below the baseline's ceiling: the latency a sender sees when neither
+    server is saturated (in the closed loop both always are, and the faster one is pushed harder)."""
+    figures = alternate(ctx, kind, traffic, rate)
+    o = {q: statistics.median(getattr(f.window, q) for f in figures["ours"]) for q in ("p50_ms", "p99_ms", "rps")}
+    b = {q: statistics.median(getattr(f.window, q) for f in figures["baseline"]) for q in ("p50_ms", "p99_ms", "rps")}
+    ctx.add("0 traffic", f"{LABEL[kind]}, {traffic}, both offered {rate:,.0f} req/s ({PACED_SHARE:.0%} of the "
+            f"baseline's closed-loop rate): ack p99, median of {ctx.config.rounds} (p50 {o['p50_ms']:.1f} vs "
+            f"{b['p50_ms']:.1f} ms; answered {o['rps']:,.0f} vs {b['rps']:,.0f} req/s)",
+            fmt_ms(o["p99_ms"]), fmt_ms(b["p99_ms"]), f"{ratio(o['p99_ms'], b['p99_ms']):.2f}x")
 
 
 def ours_shape(config: Config) -> tuple[int, int]:
