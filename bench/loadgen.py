@@ -125,8 +125,9 @@ def _sender(host: str, port: int, factory: RequestFactory, counter: Any, total: 
     try:
         while time.time() < deadline and not stop.is_set():
             due = pace.due(sent) if pace is not None else None
-            if due is not None and due > time.time():
-                time.sleep(due - time.time())
+            wait = 0.0 if due is None else due - time.time()
+            if wait > 0:
+                time.sleep(wait)
             with counter.get_lock():
                 i = counter.value
                 counter.value = i + 1
