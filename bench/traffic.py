@@ -8,8 +8,9 @@ the median run of each side reported:
 - storm: the seed's at-least-once mix: each delivery 2 or 3 times within about a second, the copies
   interleaved with other deliveries' (half the repeats keep the webhook-id, half have a new one).
 Each kind also paced: both sides offered the same rate (PACED_SHARE of the baseline's closed-loop rate), the
-latency a sender sees when neither side is saturated. Then pgbench's ceiling for the same transaction, with and without NOTIFY, and the servers compared (ours under
-granian, gunicorn gthread and gunicorn sync), also alternately.
+latency a sender sees when neither side is saturated. Then pgbench's ceiling for the same transaction, with
+and without NOTIFY, and the servers compared (ours under granian, gunicorn gthread and gunicorn sync), also
+alternately.
 """
 
 from __future__ import annotations
