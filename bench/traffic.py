@@ -33,7 +33,8 @@ DUPLICATE_SET = 3000  # deliveries stored before a duplicates run, then re-sent 
 STORM_BLOCK = 1200  # positions per storm block: ~480 distinct deliveries, each 2-3 times, shuffled within it
 SERVERS = ("granian", "gunicorn", "gunicorn-sync")
 TARGET = 1.5  # the issue's: >= 1.5x the baseline's requests/s, p99 no worse than the baseline's
-PACED_SHARE = 0.7  # the paced runs offer both sides this share of the baseline's closed-loop requests/s
+PACED_SHARE = 0.5  # the paced runs offer both sides this share of the baseline's closed-loop requests/s: at 0.7 the
+# baseline fell behind in the rounds where the machine slowed (its p50 61-863 ms), which flattered ours
 
 
 def body(tag: str, index: int) -> bytes:
