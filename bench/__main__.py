@@ -139,8 +139,11 @@ def settings_lines(ctx: Context, code_at_start: str) -> list[str]:
         "(bench/baseline_app.py)",
         f"load: {cfg.senders} concurrent senders ({cfg.processes} processes), HTTP/1.1 keep-alive, every body "
         f"distinct and signed when sent; {cfg.warmup:g} s warm-up then {cfg.duration:g} s measured; "
-        f"{cfg.rounds} round(s) per database alternating who goes first; the median run of each side is reported",
-        "ack latency: from the first byte sent to the last byte of the answer, at the sender",
+        f"{cfg.rounds} round(s) per database alternating who goes first; the median run of each side is reported; "
+        f"closed loop, and in section 0 traffic also paced at {traffic.PACED_SHARE:.0%} of the baseline's closed-loop "
+        "rate for both sides",
+        "ack latency: from the first byte sent to the last byte of the answer, at the sender (paced: from when the "
+        "request was due, if it was sent late)",
         f"dedup: fingerprints pre-filled to {cfg.dedup_sizes[0]:,} (expired, then pruned under load with "
         f"`nc-connector prune`, retention 7d) and {cfg.dedup_sizes[1]:,} rows",
         f"burst: {cfg.burst_ncs:,} NCs x {cfg.burst_per_nc} deliveries (6 distinct changes incl. a same-second "

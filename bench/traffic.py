@@ -208,11 +208,12 @@ def paced(ctx: Context, kind: str, traffic: str, rate: float) -> None:
     """Both sides offered the same rate, below the baseline's ceiling: the latency a sender sees when neither
     server is saturated (in the closed loop both always are, and the faster one is pushed harder)."""
     figures = alternate(ctx, kind, traffic, rate)
+    errors = sum(n for f in figures["ours"] for s, n in f.window.statuses.items() if not 200 <= s < 300)
     o = {q: statistics.median(getattr(f.window, q) for f in figures["ours"]) for q in ("p50_ms", "p99_ms", "rps")}
     b = {q: statistics.median(getattr(f.window, q) for f in figures["baseline"]) for q in ("p50_ms", "p99_ms", "rps")}
     ctx.add("0 traffic", f"{LABEL[kind]}, {traffic}, both offered {rate:,.0f} req/s ({PACED_SHARE:.0%} of the "
             f"baseline's closed-loop rate): ack p99, median of {ctx.config.rounds} (p50 {o['p50_ms']:.1f} vs "
-            f"{b['p50_ms']:.1f} ms; answered {o['rps']:,.0f} vs {b['rps']:,.0f} req/s)",
+            f"{b['p50_ms']:.1f} ms; answered {o['rps']:,.0f} vs {b['rps']:,.0f} req/s; non-2xx in our runs: {errors})",
             fmt_ms(o["p99_ms"]), fmt_ms(b["p99_ms"]), f"{ratio(o['p99_ms'], b['p99_ms']):.2f}x")
 
 
