@@ -10,7 +10,7 @@ no metrics, no thin-event re-queue. Run it as the A/B of 2026-12-02 did, with th
 import asyncio
 import json
 import os
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import psycopg
 
@@ -50,8 +50,9 @@ class App:
         event = parse_event(body)
         fp = fingerprint(event.payload, settings.fingerprint_exclude)
         now = utcnow().replace(tzinfo=None)
+        event_time = event.timestamp.astimezone(UTC).replace(tzinfo=None)  # stored as UTC, as store.py binds it
         params = {"fingerprint": fp, "webhook_id": verified.webhook_id, "nc_id": event.nc_id,
-                  "event_type": event.event_type, "event_timestamp": event.timestamp.replace(tzinfo=None),
+                  "event_type": event.event_type, "event_timestamp": event_time,
                   "payload": body.decode(), "now": now, "requeue": False, "source": "webhook",
                   "stale": now - timedelta(seconds=60)}
         conn = await self.q.get()
