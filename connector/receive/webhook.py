@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -18,11 +19,11 @@ from sqlalchemy.exc import DBAPIError
 
 from connector import metrics
 from connector.receive import signing
-from connector.receive.events import FieldError, PayloadError, parse_event
+from connector.receive.events import FieldError, NcEvent, PayloadError, parse_event
 from connector.receive.fingerprint import fingerprint
 from connector.receive.problems import problem
 from connector.receive.signing import AuthError, HeaderError, Verifier
-from connector.receive.store import Accepted, record_delivery
+from connector.receive.store import Accepted, Duplicate, record_delivery
 from connector.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,16 +60,12 @@ class WebhookEndpoint:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != WEBHOOK_PATH:
             return self.app(environ, start_response)
-        method = environ.get("REQUEST_METHOD")
-        if method == "OPTIONS":
-            answer = Answer(200, [("Allow", ALLOW)], b"")
-        elif method != "POST":  # not a delivery: neither counted nor logged as a refused one
-            answer = _problem(405, "Method Not Allowed", f"{WEBHOOK_PATH} takes POST only", headers={"Allow": ALLOW})
-        else:
+        answer = method_answer(environ.get("REQUEST_METHOD", ""))
+        if answer is None:
             try:
                 answer = self.receive(environ)
             except Exception as exc:  # as the Flask app's unexpected_error: a problem, never a stack trace
-                answer = _unexpected(exc)
+                answer = unexpected(exc)
         phrase = HTTPStatus(answer.status).phrase
         start_response(f"{answer.status} {phrase}", [*answer.headers, ("Content-Length", str(len(answer.body)))])
         return [answer.body]
@@ -76,53 +73,106 @@ class WebhookEndpoint:
     def receive(self, environ: dict[str, Any]) -> Answer:
         limit = self.settings.max_body_bytes
         length = environ.get("CONTENT_LENGTH") or None
-        if length is not None and not (length.isascii() and length.isdigit()):
-            return _refuse("invalid", 400, "Bad Request", "Content-Length must be a number of bytes")
-        if length is not None and int(length) > limit:
-            return _too_large(limit)
-        mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
-        if mimetype != "application/json" and not mimetype.endswith("+json"):
-            return _refuse("unsupported_media_type", 415, "Unsupported Media Type",
-                           f"Content-Type must be application/json, got {mimetype or 'none'!r}")
-        body = read_body(environ, None if length is None else int(length), limit)
-        if body is None:
-            return _too_large(limit)
-        if length is not None and len(body) < int(length):
-            return _refuse("invalid", 400, "Bad Request", "the body ended before its Content-Length")
+        refused = check_head(length, environ.get("CONTENT_TYPE", ""), limit)
+        if refused is not None:
+            return refused
+        expected = None if length is None else int(length)
+        body = read_body(environ, expected, limit)
+        refused = check_body(body, expected, limit)
+        if refused is not None:
+            return refused
+        assert body is not None
         headers = {name: value for name, key in _HEADER_KEYS if (value := environ.get(key)) is not None}
+        admitted = admit(self.verifier, self.settings, headers, body)
+        if isinstance(admitted, Answer):
+            return admitted
         try:
-            verified = self.verifier.verify(headers, body)
-        except AuthError as exc:
-            return _refuse("unauthorized", 401, "Unauthorized", str(exc))
-        except HeaderError as exc:
-            return _refuse("invalid", 400, "Bad Request", str(exc), (FieldError(exc.header, exc.problem),))
-        try:
-            event = parse_event(body)
-        except PayloadError as exc:
-            return _refuse("invalid", 400, "Bad Request", exc.detail, exc.errors)
-
-        fp = fingerprint(event.payload, self.settings.fingerprint_exclude)
-        try:
-            outcome = record_delivery(self.engine, event, body, fp, verified.webhook_id,
+            outcome = record_delivery(self.engine, admitted.event, body, admitted.fingerprint, admitted.webhook_id,
                                       requeue_thin=bool(self.settings.qualio_api_key))
         except DBAPIError as exc:
-            log.error("database unavailable, delivery not acknowledged",
-                      extra={"nc_id": event.nc_id, "error": type(exc.orig).__name__})
-            return _refuse("database_unavailable", 503, "Service Unavailable",
-                           "the delivery could not be stored; retry later",
-                           headers={"Retry-After": DB_RETRY_AFTER_SECONDS})
+            return unavailable(exc, admitted.event)
+        return stored(outcome, admitted.event)
 
-        # DEBUG, not INFO: the stored row is the record of a delivery (`nc-connector deliveries list`), and
-        # a log line per delivery was the largest CPU cost of an ingest after the database (bench/README.md).
-        if isinstance(outcome, Accepted):
-            ACCEPTED.inc()
-            log.debug("delivery accepted", extra={"delivery_id": outcome.delivery_id, "nc_id": event.nc_id,
-                                                  "event_type": event.event_type})
-            return _json(202, status="accepted", deliveryId=outcome.delivery_id, fingerprint=fp)
-        DUPLICATES.inc()
-        log.debug("duplicate dropped", extra={"nc_id": event.nc_id, "fingerprint": fp})
-        return _json(200, status="duplicate", fingerprint=fp,
-                     firstSeenAt=outcome.first_seen_at.isoformat().replace("+00:00", "Z"))
+
+@dataclass(frozen=True)
+class Admitted:
+    """A delivery that passed every check before the database: verified, parsed, fingerprinted."""
+
+    event: NcEvent
+    fingerprint: str
+    webhook_id: str | None
+
+
+# The steps of a delivery that do not depend on the server's interface, shared by the WSGI endpoint above and
+# the asyncio one (webhook_async.py), so both answer every request alike.
+
+def method_answer(method: str) -> Answer | None:
+    """OPTIONS and any method but POST answered as Flask's route did; None for a POST (a delivery)."""
+    if method == "OPTIONS":
+        return Answer(200, [("Allow", ALLOW)], b"")
+    if method != "POST":  # not a delivery: neither counted nor logged as a refused one
+        return _problem(405, "Method Not Allowed", f"{WEBHOOK_PATH} takes POST only", headers={"Allow": ALLOW})
+    return None
+
+
+def check_head(length: str | None, content_type: str, limit: int) -> Answer | None:
+    """The refusal the headers alone decide (a bad or too large Content-Length, not JSON), or None."""
+    if length is not None and not (length.isascii() and length.isdigit()):
+        return _refuse("invalid", 400, "Bad Request", "Content-Length must be a number of bytes")
+    if length is not None and int(length) > limit:
+        return _too_large(limit)
+    mimetype = content_type.split(";", 1)[0].strip().lower()
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        return _refuse("unsupported_media_type", 415, "Unsupported Media Type",
+                       f"Content-Type must be application/json, got {mimetype or 'none'!r}")
+    return None
+
+
+def check_body(body: bytes | None, length: int | None, limit: int) -> Answer | None:
+    """The refusal of a body read (None: it went over `limit`), or None when it is whole."""
+    if body is None:
+        return _too_large(limit)
+    if length is not None and len(body) < length:
+        return _refuse("invalid", 400, "Bad Request", "the body ended before its Content-Length")
+    return None
+
+
+def admit(verifier: Verifier, settings: Settings, headers: dict[str, str], body: bytes) -> Admitted | Answer:
+    """Verify, parse and fingerprint: the delivery to store, or the 401/400 that refuses it."""
+    try:
+        verified = verifier.verify(headers, body)
+    except AuthError as exc:
+        return _refuse("unauthorized", 401, "Unauthorized", str(exc))
+    except HeaderError as exc:
+        return _refuse("invalid", 400, "Bad Request", str(exc), (FieldError(exc.header, exc.problem),))
+    try:
+        event = parse_event(body)
+    except PayloadError as exc:
+        return _refuse("invalid", 400, "Bad Request", exc.detail, exc.errors)
+    return Admitted(event, fingerprint(event.payload, settings.fingerprint_exclude), verified.webhook_id)
+
+
+def stored(outcome: Accepted | Duplicate, event: NcEvent) -> Answer:
+    """The answer to a delivery the database took: 202 accepted, or 200 for a duplicate."""
+    # DEBUG, not INFO: the stored row is the record of a delivery (`nc-connector deliveries list`), and
+    # a log line per delivery was the largest CPU cost of an ingest after the database (bench/README.md).
+    if isinstance(outcome, Accepted):
+        ACCEPTED.inc()
+        log.debug("delivery accepted", extra={"delivery_id": outcome.delivery_id, "nc_id": event.nc_id,
+                                              "event_type": event.event_type})
+        return _json(202, status="accepted", deliveryId=outcome.delivery_id, fingerprint=outcome.fingerprint)
+    DUPLICATES.inc()
+    log.debug("duplicate dropped", extra={"nc_id": event.nc_id, "fingerprint": outcome.fingerprint})
+    return _json(200, status="duplicate", fingerprint=outcome.fingerprint,
+                 firstSeenAt=outcome.first_seen_at.isoformat().replace("+00:00", "Z"))
+
+
+def unavailable(exc: DBAPIError, event: NcEvent) -> Answer:
+    """The 503 of a delivery the database could not take: not acknowledged, so the sender retries it."""
+    log.error("database unavailable, delivery not acknowledged",
+              extra={"nc_id": event.nc_id, "error": type(exc.orig).__name__})
+    return _refuse("database_unavailable", 503, "Service Unavailable", "the delivery could not be stored; retry later",
+                   headers={"Retry-After": DB_RETRY_AFTER_SECONDS})
 
 
 def read_body(environ: dict[str, Any], length: int | None, limit: int) -> bytes | None:
@@ -173,7 +223,8 @@ def _problem(status: int, title: str, detail: str, errors: tuple[FieldError, ...
                   response.get_data())
 
 
-def _unexpected(exc: Exception) -> Answer:
+def unexpected(exc: Exception) -> Answer:
+    """An error nothing above expected: a 503 for the database, else a 500 (logged with its trace)."""
     if isinstance(exc, DBAPIError):
         log.error("database error", extra={"error": type(exc.orig).__name__})
         return _problem(503, "Service Unavailable", "database unavailable; retry later",
