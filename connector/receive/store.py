@@ -68,7 +68,7 @@ class Duplicate:
 # statement. The re-queue needs a known row, so in that case nothing of the duplicate was written yet.
 _DELIVERY_COLUMNS = """fingerprint, webhook_id, nc_id, event_type, event_timestamp, payload, received_at,
                             status, attempts, next_attempt_at, source"""
-_PG_RECORD = f"""
+PG_RECORD = f"""
 WITH known AS (
     SELECT id, first_seen_at, last_seen_at FROM fingerprints
     WHERE fingerprint = %(fingerprint)s OR webhook_id = %(webhook_id)s
@@ -141,27 +141,66 @@ def record_delivery(engine: Engine, event: NcEvent, body: bytes, fp: str, webhoo
     this copy announces (two thin changes in one second have the same bytes).
     source: where the delivery came from, "webhook" or "reconcile" (shown in `deliveries list`).
     """
-    now = utcnow()
-    requeue = requeue_thin and event.is_thin
-    delivery_id, first_seen = _record(engine, {
-        "fingerprint": fp, "webhook_id": webhook_id, "nc_id": event.nc_id, "event_type": event.event_type,
-        "event_timestamp": event.timestamp, "payload": body.decode("utf-8"), "now": now, "requeue": requeue,
-        "source": source})
+    values = delivery_values(event, body, fp, webhook_id, requeue_thin, source)
+    delivery_id, first_seen = _record(engine, values)
+    return outcome(engine, values, delivery_id, first_seen) or note_concurrent_copy(engine, values)
+
+
+# The pieces of record_delivery that store_async.py shares (it runs the PostgreSQL statement on an event loop).
+
+def delivery_values(event: NcEvent, body: bytes, fp: str, webhook_id: str | None, requeue_thin: bool,
+                    source: str) -> dict[str, Any]:
+    """What a delivery stores, received now."""
+    return {"fingerprint": fp, "webhook_id": webhook_id, "nc_id": event.nc_id, "event_type": event.event_type,
+            "event_timestamp": event.timestamp, "payload": body.decode("utf-8"), "now": utcnow(),
+            "requeue": requeue_thin and event.is_thin, "source": source}
+
+
+def bound_params(dialect: Dialect, values: dict[str, Any]) -> dict[str, Any]:
+    """The statements' parameters: datetimes as the dialect stores them, and the sightings' staleness cut-off."""
+    to_db = _datetime_binder(dialect)
+    now = values["now"]
+    return values | {"now": to_db(now), "event_timestamp": to_db(values["event_timestamp"]),
+                     "stale": to_db(now - timedelta(seconds=COALESCE_SECONDS))}
+
+
+_Recorded = tuple[int | None, _Stored | None]  # (new delivery's id, or the first sighting of what it duplicates)
+
+
+def settle_postgresql(engine: Engine, row: Sequence[Any]) -> _Recorded:
+    """PG_RECORD's row, committed: the workers woken for a re-queued NC, a sighting it left unwritten noted in
+    this process's sighting log; (new delivery's id, first sighting), (None, None) for a concurrent copy."""
+    delivery_id, first_seen, requeued, unwritten, _ = row
+    if requeued:
+        _wake_workers(engine)
+    if unwritten:
+        sighting_log(engine).note(unwritten)
+    return (None if delivery_id is None else int(delivery_id)), first_seen
+
+
+def outcome(engine: Engine, values: dict[str, Any], delivery_id: int | None,
+            first_seen: _Stored | None) -> Accepted | Duplicate | None:
+    """What a committed statement recorded; None when it was a concurrent copy (note_concurrent_copy)."""
     if delivery_id is not None:
         _wake_workers(engine)
-        return Accepted(delivery_id, fp)
+        return Accepted(delivery_id, values["fingerprint"])
     if first_seen is not None:
-        return Duplicate(fp, _from_db(first_seen))
-    # PostgreSQL only: the row this copy duplicates was committed after the statement's snapshot (a
-    # concurrent copy), so the statement could not note the sighting. Rare; a transaction of its own.
+        return Duplicate(values["fingerprint"], _from_db(first_seen))
+    return None
+
+
+def note_concurrent_copy(engine: Engine, values: dict[str, Any]) -> Duplicate:
+    """PostgreSQL only: the row this copy duplicates was committed after the statement's snapshot (a concurrent
+    copy), so the statement could not note the sighting. Rare; a transaction of its own."""
+    fp, now, requeue = values["fingerprint"], values["now"], values["requeue"]
     with engine.begin() as conn:
-        requeued = requeue and not _has_waiting_delivery(conn, event.nc_id)
+        requeued = requeue and not _has_waiting_delivery(conn, values["nc_id"])
         if requeued:
-            _enqueue(conn, fp, {"webhook_id": None, "nc_id": event.nc_id, "event_type": event.event_type,
-                                "event_timestamp": event.timestamp, "payload": body.decode("utf-8"),
+            _enqueue(conn, fp, {"webhook_id": None, "nc_id": values["nc_id"], "event_type": values["event_type"],
+                                "event_timestamp": values["event_timestamp"], "payload": values["payload"],
                                 "received_at": now, "next_attempt_at": now, "status": DeliveryStatus.QUEUED,
-                                "attempts": 0, "source": source})
-        duplicate = Duplicate(fp, _note_sighting(conn, fp, webhook_id, now))
+                                "attempts": 0, "source": values["source"]})
+        duplicate = Duplicate(fp, _note_sighting(conn, fp, values["webhook_id"], now))
     if requeued:
         _wake_workers(engine)
     return duplicate
@@ -173,24 +212,15 @@ def _wake_workers(engine: Engine) -> None:
         notifier(engine).poke()
 
 
-_Recorded = tuple[int | None, _Stored | None]  # (new delivery's id, or the first sighting of what it duplicates)
-
-
 def _record(engine: Engine, values: dict[str, Any]) -> _Recorded:
     """One delivery on the driver connection, committed: new (its id) or a duplicate (the first sighting's
     time; its sighting written, or left to this process's sighting log), or (None, None) when PostgreSQL
     could not note the sighting. Driver errors are raised as SQLAlchemy's DBAPIError."""
-    to_db = _datetime_binder(engine.dialect)
-    now = values["now"]
-    params = values | {"now": to_db(now), "event_timestamp": to_db(values["event_timestamp"]),
-                       "stale": to_db(now - timedelta(seconds=COALESCE_SECONDS))}
+    params = bound_params(engine.dialect, values)
     if engine.dialect.name == "postgresql":
-        delivery_id, first_seen, requeued, unwritten = _on_driver_connection(
-            engine.pool, engine.dialect, _record_postgresql, params)
-        if requeued:
-            _wake_workers(engine)
-    else:
-        delivery_id, first_seen, unwritten = _record_sqlite(engine, params)
+        return settle_postgresql(engine, _on_driver_connection(engine.pool, engine.dialect, _execute_postgresql,
+                                                               params))
+    delivery_id, first_seen, unwritten = _record_sqlite(engine, params)
     if unwritten:
         sighting_log(engine).note(unwritten)
     return delivery_id, first_seen
@@ -207,13 +237,13 @@ def _on_driver_connection(pool: Pool, dialect: Dialect, write: Callable[[Any, Ar
         raise DBAPIError.instance("record_delivery", None, exc, driver_error) from exc
 
 
-def _record_postgresql(conn: Any, params: dict[str, Any]) -> tuple[int | None, _Stored | None, bool, list[int]]:
+def _execute_postgresql(conn: Any, params: dict[str, Any]) -> Sequence[Any]:
     conn.autocommit = True
     try:
-        delivery_id, first_seen, requeued, unwritten, _ = conn.execute(_PG_RECORD, params, prepare=True).fetchone()
+        row: Sequence[Any] = conn.execute(PG_RECORD, params, prepare=True).fetchone()
     finally:
         conn.autocommit = False  # how SQLAlchemy expects its pooled connections
-    return (None if delivery_id is None else int(delivery_id)), first_seen, bool(requeued), unwritten or []
+    return row
 
 
 def _record_sqlite(engine: Engine, params: dict[str, Any]) -> tuple[int | None, _Stored | None, list[int]]:
@@ -252,7 +282,7 @@ def _record_sqlite_batch(conn: Any, batch: Sequence[dict[str, Any]]) -> list[_Re
     (a duplicate possibly of an earlier item of this batch).
 
     A batch of nothing but sightings commits without the WAL's fsync (synchronous=NORMAL for that one
-    transaction, as PostgreSQL's synchronous_commit off, see _PG_RECORD): a power loss may lose its
+    transaction, as PostgreSQL's synchronous_commit off, see PG_RECORD): a power loss may lose its
     sightings, never a delivery. SQLite lets that be set only between transactions, so it is decided by
     what each item's caller read before (`known`); if anything turns out new in the transaction after all
     (a row pruned in between), that transaction is rolled back and the batch written again with the fsync.

@@ -157,7 +157,7 @@ def test_postgresql_duplicate_path_is_one_statement_and_sends_no_notify(pg_url, 
     engine = db.make_engine(pg_url)
     truncate(engine)
     statements: list[str] = []
-    original = store_module._record_postgresql
+    original = store_module._execute_postgresql
 
     def counting(conn: Any, params: dict[str, Any]) -> Any:
         statements.append(params["fingerprint"])
@@ -172,7 +172,7 @@ def test_postgresql_duplicate_path_is_one_statement_and_sends_no_notify(pg_url, 
             patch.setattr(engine, "connect", no_transaction)
             return send(engine, *args, **kwargs)
 
-    monkeypatch.setattr(store_module, "_record_postgresql", counting)
+    monkeypatch.setattr(store_module, "_execute_postgresql", counting)
     listener = psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
     try:
         listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
