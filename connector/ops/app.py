@@ -39,8 +39,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, t
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Set by `serve` when it runs a worker: /readyz then also needs that worker's heartbeat.
     app.config["NC_SUPERVISOR"] = os.environ.get(heartbeat.SUPERVISOR_ENV) or None
-    verifier = Verifier(settings.webhook_secret, settings.webhook_token, settings.allow_unsigned,
-                        settings.signature_tolerance)
+    app.config["NC_VERIFIER"] = verifier = Verifier(settings.webhook_secret, settings.webhook_token,
+                                                    settings.allow_unsigned, settings.signature_tolerance)
     # The webhook is answered in front of Flask (receive/webhook.py says why); everything else is Flask's.
     app.wsgi_app = webhook.WebhookEndpoint(app.wsgi_app, settings, verifier, engine)  # type: ignore[method-assign]
     console.register(app, settings)  # /console/: only when NC_CONNECTOR_CONSOLE_TOKEN is set

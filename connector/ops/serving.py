@@ -57,10 +57,11 @@ def _serve_granian(app_factory: Callable[[], Flask], host: str, port: int, worke
     # closure over the validated settings); under spawn it would have to be pickled, and is not.
     if multiprocessing.get_start_method(allow_none=False) != "fork":
         raise RuntimeError("granian workers need the 'fork' start method (Linux's default before Python 3.14)")
+    from connector.ops.rsgi import RsgiApp
+
     server = Server(
-        "connector.ops.app:create_app",  # only granian's process title: the app comes from app_factory
-        address=host, port=port, interface=Interfaces.WSGI, workers=workers,
-        blocking_threads=threads,  # WSGI calls at once per worker, like gunicorn's gthread threads
+        "connector.ops.rsgi:RsgiApp",  # only granian's process title: the app comes from the loader below
+        address=host, port=port, interface=Interfaces.RSGI, workers=workers,
         http=HTTPModes.http1,  # what Qualio and proxies send; HTTP/2 was not measured
         respawn_failed_workers=True,  # as gunicorn's arbiter does
         workers_kill_timeout=GRACEFUL_SECONDS,
@@ -69,7 +70,7 @@ def _serve_granian(app_factory: Callable[[], Flask], host: str, port: int, worke
         # granian's own lines go through the root logger: JSON on stderr like every other line.
         log_dictconfig={"loggers": {"_granian": {"handlers": [], "propagate": True}}},
     )
-    server.serve(target_loader=app_factory, wrap_loader=False)
+    server.serve(target_loader=lambda: RsgiApp(app_factory, threads), wrap_loader=False)
 
 
 def _serve_gunicorn(app_factory: Callable[[], Flask], host: str, port: int, workers: int, threads: int) -> None:

@@ -1,0 +1,78 @@
+"""POST /webhooks/qualio on an event loop: webhook.py's steps, with the body read as it arrives and the delivery
+stored by store_async, so a request waiting for its body or for the database holds no thread.
+
+Interface-free: it takes the method, the headers (lower-case names) and the body's chunks, and gives back an
+Answer; the server adapter (ops/rsgi.py) reads them off its request and writes the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Mapping
+
+from sqlalchemy.exc import DBAPIError
+
+from connector.receive import signing
+from connector.receive.signing import Verifier
+from connector.receive.store_async import AsyncStore
+from connector.receive.webhook import (
+    Answer,
+    admit,
+    check_body,
+    check_head,
+    method_answer,
+    stored,
+    unavailable,
+    unexpected,
+)
+from connector.settings import Settings
+
+
+class AsyncWebhook:
+    """answer(): what the webhook answers a request, as WebhookEndpoint would."""
+
+    def __init__(self, settings: Settings, verifier: Verifier, store: AsyncStore) -> None:
+        self.settings = settings
+        self.verifier = verifier
+        self.store = store
+
+    async def answer(self, method: str, headers: Mapping[str, str], chunks: AsyncIterable[bytes]) -> Answer:
+        answer = method_answer(method)
+        if answer is not None:
+            return answer
+        try:
+            return await self._receive(headers, chunks)
+        except Exception as exc:  # as WebhookEndpoint: a problem, never a stack trace
+            return unexpected(exc)
+
+    async def _receive(self, headers: Mapping[str, str], chunks: AsyncIterable[bytes]) -> Answer:
+        limit = self.settings.max_body_bytes
+        length = headers.get("content-length") or None
+        refused = check_head(length, headers.get("content-type", ""), limit)
+        if refused is not None:
+            return refused
+        expected = None if length is None else int(length)
+        body = await read_body(chunks, limit)
+        refused = check_body(body, expected, limit)
+        if refused is not None:
+            return refused
+        assert body is not None
+        signed = {name: value for name in signing.HEADERS if (value := headers.get(name)) is not None}
+        admitted = admit(self.verifier, self.settings, signed, body)
+        if isinstance(admitted, Answer):
+            return admitted
+        try:
+            outcome = await self.store.record(admitted.event, body, admitted.fingerprint, admitted.webhook_id,
+                                              requeue_thin=bool(self.settings.qualio_api_key))
+        except DBAPIError as exc:
+            return unavailable(exc, admitted.event)
+        return stored(outcome, admitted.event)
+
+
+async def read_body(chunks: AsyncIterable[bytes], limit: int) -> bytes | None:
+    """The whole body, or None as soon as it is over `limit` bytes (the rest is never read nor held)."""
+    data = bytearray()
+    async for chunk in chunks:
+        data += chunk
+        if len(data) > limit:
+            return None
+    return bytes(data)
