@@ -16,7 +16,7 @@ import click
 
 from connector import __version__, db, logs, metrics
 from connector.models import DeliveryStatus
-from connector.ops.serving import THREADS, WORKERS
+from connector.ops.serving import DEFAULT_SERVER, SERVERS, THREADS, WORKERS
 from connector.qualio.drift import STATUSES as QUALIO_STATUSES
 from connector.settings import Settings, SettingsError, load_settings, require_webhook_auth
 
@@ -62,8 +62,9 @@ def db_upgrade() -> None:
               help="Web processes.")
 @click.option("--threads", default=THREADS, show_default=True, type=click.IntRange(1, 64),
               help="Requests each web process handles at once.")
-@click.option("--server", type=click.Choice(["granian", "gunicorn"]), default="granian", show_default=True,
-              help="HTTP server of the web processes (granian measured faster: bench/README.md).")
+@click.option("--server", type=click.Choice(SERVERS), default=DEFAULT_SERVER, show_default=True,
+              help="HTTP server of the web processes (granian measured faster: bench/README.md; granian-rsgi "
+                   "answers webhooks on an event loop, README's Performance).")
 @click.option("--worker/--no-worker", "with_worker", default=True, show_default=True,
               help="Also run a sync worker (a child process); --no-worker when workers are scaled separately.")
 def serve(host: str, port: int, workers: int, threads: int, server: str, with_worker: bool) -> None:

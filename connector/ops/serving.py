@@ -14,6 +14,7 @@ plain `gunicorn ... 'connector.ops.app:create_app()'` of the README still works.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from connector.metrics import MULTIPROC_ENV
 if TYPE_CHECKING:
     from flask import Flask
 
-SERVERS = ("granian", "gunicorn")
+SERVERS = ("granian", "granian-rsgi", "gunicorn")
 DEFAULT_SERVER = "granian"
 # The default shape: 2 web processes x 8 request threads. A sender's keep-alive connections stay with the
 # process that accepted them, unevenly (16 connections to 4 processes: 6/5/4/1), and a process queues what its
@@ -40,15 +41,18 @@ def serve(app_factory: Callable[[], Flask], host: str, port: int, workers: int, 
           server: str = DEFAULT_SERVER) -> None:
     """Serve app_factory() on host:port in `workers` processes until SIGTERM/SIGINT."""
     _count_across_processes()
-    if server == "granian":
-        _serve_granian(app_factory, host, port, workers, threads)
+    if server in ("granian", "granian-rsgi"):
+        _serve_granian(app_factory, host, port, workers, threads, rsgi=server == "granian-rsgi")
     elif server == "gunicorn":
         _serve_gunicorn(app_factory, host, port, workers, threads)
     else:
         raise ValueError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
 
 
-def _serve_granian(app_factory: Callable[[], Flask], host: str, port: int, workers: int, threads: int) -> None:
+def _serve_granian(app_factory: Callable[[], Flask], host: str, port: int, workers: int, threads: int,
+                   rsgi: bool = False) -> None:
+    """granian's WSGI interface, or with `rsgi` its RSGI one: the webhook on each process's event loop
+    (ops/rsgi.py; measured in the README's Performance section, not the default yet)."""
     from granian.constants import HTTPModes, Interfaces
     from granian.log import LogLevels
     from granian.server import Server
@@ -59,9 +63,14 @@ def _serve_granian(app_factory: Callable[[], Flask], host: str, port: int, worke
         raise RuntimeError("granian workers need the 'fork' start method (Linux's default before Python 3.14)")
     from connector.ops.rsgi import RsgiApp
 
+    loader: Callable[[], Any] = app_factory
+    if rsgi:
+        loader = functools.partial(RsgiApp, app_factory, threads)  # `threads` sizes RsgiApp's connections
     server = Server(
-        "connector.ops.rsgi:RsgiApp",  # only granian's process title: the app comes from the loader below
-        address=host, port=port, interface=Interfaces.RSGI, workers=workers,
+        "connector.ops.rsgi" if rsgi else "connector.ops.app:create_app",  # only the process title
+        address=host, port=port, interface=Interfaces.RSGI if rsgi else Interfaces.WSGI, workers=workers,
+        # WSGI calls at once per worker, like gunicorn's gthread threads; RSGI's event loop takes them all.
+        blocking_threads=None if rsgi else threads,
         http=HTTPModes.http1,  # what Qualio and proxies send; HTTP/2 was not measured
         respawn_failed_workers=True,  # as gunicorn's arbiter does
         workers_kill_timeout=GRACEFUL_SECONDS,
@@ -70,7 +79,7 @@ def _serve_granian(app_factory: Callable[[], Flask], host: str, port: int, worke
         # granian's own lines go through the root logger: JSON on stderr like every other line.
         log_dictconfig={"loggers": {"_granian": {"handlers": [], "propagate": True}}},
     )
-    server.serve(target_loader=lambda: RsgiApp(app_factory, threads), wrap_loader=False)
+    server.serve(target_loader=loader, wrap_loader=False)
 
 
 def _serve_gunicorn(app_factory: Callable[[], Flask], host: str, port: int, workers: int, threads: int) -> None:
