@@ -72,9 +72,24 @@ def begin_immediate(dbapi_connection: sqlite3.Connection, timeout: float = SQLIT
         dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
+def reader(engine: Engine) -> Engine:
+    """The engine for transactions that only read. On SQLite they begin deferred: in WAL mode a reader never
+    waits for a writer, where BEGIN IMMEDIATE would wait for the write lock (up to SQLITE_BUSY_TIMEOUT_MS:
+    a /readyz behind a stopped worker's transaction timed out). A write in one may fail with "database is
+    locked" at once, so nothing that writes uses it. On PostgreSQL it is the engine as it is."""
+    return engine.execution_options(**{_READ_ONLY: True}) if is_sqlite(engine) else engine
+
+
+_READ_ONLY = "nc_read_only"  # the execution option reader() sets
+
+
 def _begin_sqlite(conn: Connection) -> None:
+    driver = conn.connection.driver_connection
     try:
-        begin_immediate(conn.connection.driver_connection)  # type: ignore[arg-type]
+        if conn.get_execution_options().get(_READ_ONLY):
+            driver.execute("BEGIN")  # type: ignore[union-attr]
+        else:
+            begin_immediate(driver)  # type: ignore[arg-type]
     except sqlite3.Error as exc:  # as SQLAlchemy raises driver errors everywhere else
         raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error) from exc
 
@@ -106,7 +121,7 @@ def head_revision() -> str | None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
+    with reader(engine).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
@@ -118,7 +133,7 @@ def now(bind: Engine | Connection) -> datetime:
     if isinstance(bind, Connection):
         value = bind.execute(text("SELECT now()")).scalar_one()
     else:
-        with bind.connect() as conn:
+        with reader(bind).connect() as conn:
             value = conn.execute(text("SELECT now()")).scalar_one()
     return value.astimezone(UTC)  # type: ignore[no-any-return]
 

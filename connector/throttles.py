@@ -48,7 +48,7 @@ def throttled(bind: Engine | Connection, *names: str) -> dict[str, float]:
     if isinstance(bind, Connection):
         rows = bind.execute(query).all()
     else:
-        with bind.connect() as conn:
+        with db.reader(bind).connect() as conn:
             rows = conn.execute(query).all()
     found = {name: max(0.0, (not_before - (now or utcnow())).total_seconds()) for name, not_before, now in rows}
     return {name: found.get(name, 0.0) for name in names}
@@ -83,7 +83,7 @@ def fault(bind: Engine | Connection) -> Fault | None:
     if isinstance(bind, Connection):
         row = bind.execute(query).first()
     else:
-        with bind.connect() as conn:
+        with db.reader(bind).connect() as conn:
             row = conn.execute(query).first()
     return Fault(row.reason or "", row.not_before, row.strikes) if row else None
 

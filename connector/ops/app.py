@@ -61,7 +61,7 @@ def readyz() -> Response | tuple[Response, int]:
 
     engine: Engine = current_app.config["NC_ENGINE"]
     try:
-        with engine.connect() as conn:
+        with db.reader(engine).connect() as conn:
             conn.execute(text("SELECT 1"))
         current = db.current_revision(engine)
     except DBAPIError as exc:

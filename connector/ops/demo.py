@@ -139,7 +139,7 @@ def _send_all(url: str, secret: str, batch: list[tuple[dict[str, Any], int]]) ->
 
 
 def _settled(engine: Any) -> bool:
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         waiting = conn.execute(select(func.count()).where(Delivery.status.in_(WAITING)))
         return int(waiting.scalar_one()) == 0
 
@@ -209,7 +209,7 @@ def _lost_webhook(qualio: RunningQualio, engine: Any, say: Say) -> int:
 def _summary(answers: Counter[int], sandbox: RunningSandbox, engine: Any) -> dict[str, Any]:
     stats = sandbox.state.stats()
     issues = requests.get(f"{sandbox.url}/_sandbox/issues", timeout=10).json()["issues"]
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         retries = conn.execute(select(func.coalesce(func.sum(Delivery.attempts), 0))).scalar_one()
         dead = conn.execute(select(func.count()).where(Delivery.status == DeliveryStatus.DEAD)).scalar_one()
     rows = [(issue["key"], issue["fields"]["summary"], issue["fields"]["status"]["name"],

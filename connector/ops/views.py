@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from connector import throttles
+from connector import db, throttles
 from connector.clock import utcnow
 from connector.models import Delivery, DeliveryStatus, NcLink
 from connector.ops import reconcile_views
@@ -26,7 +26,7 @@ def list_deliveries(engine: Engine, nc_id: str | None = None, status: str | None
         query = query.where(Delivery.nc_id == nc_id)
     if status:
         query = query.where(Delivery.status == status)
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         return list(conn.execute(query).all())  # type: ignore[arg-type]
 
 
@@ -46,7 +46,7 @@ def format_deliveries(rows: list[Any]) -> str:
 
 
 def show_delivery(engine: Engine, delivery_id: int) -> str | None:
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         row = conn.execute(select(Delivery).where(Delivery.id == delivery_id)).first()
     if row is None:
         return None
@@ -58,7 +58,7 @@ def show_delivery(engine: Engine, delivery_id: int) -> str | None:
 
 def status(engine: Engine, heartbeat_interval: float = 2.0) -> dict[str, Any]:
     figures = queue_figures(engine)
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         last_sync = conn.execute(select(func.max(Delivery.finished_at))
                                  .where(Delivery.status == DeliveryStatus.DONE)).scalar()
         linked = conn.execute(select(func.count()).where(NcLink.state == "linked")).scalar_one()

@@ -101,7 +101,7 @@ def known(engine: Engine, codes: Iterable[str]) -> dict[str, Known]:
     wanted = list(dict.fromkeys(codes))
     if not wanted:
         return {}
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         links = conn.execute(select(NcLink.nc_id, NcLink.last_event_at, NcLink.nc_state)
                              .where(NcLink.nc_id.in_(wanted))).all()
         marks = dict(conn.execute(select(ReconcileMark.nc_id, ReconcileMark.modified_at)
@@ -170,7 +170,7 @@ def last_run(bind: Engine | Connection, finished_only: bool = False) -> dict[str
     if isinstance(bind, Connection):
         row = bind.execute(query).first()
     else:
-        with bind.connect() as conn:
+        with db.reader(bind).connect() as conn:
             row = conn.execute(query).first()
     if row is None:
         return None

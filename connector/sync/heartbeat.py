@@ -88,7 +88,7 @@ def prune(engine: Engine, older_than: float = PRUNE_AFTER_SECONDS) -> int:
 
 def list_workers(engine: Engine) -> list[WorkerInfo]:
     """Every worker row, oldest first, each with its heartbeat age."""
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         now = db.now(conn)
         rows = conn.execute(select(WorkerRow).order_by(WorkerRow.started_at, WorkerRow.id)).all()
     return [WorkerInfo(r.id, r.host, r.pid, r.supervisor, r.started_at, r.beat_at, r.claim,
@@ -103,7 +103,7 @@ def supervised(engine: Engine, supervisor: str) -> WorkerInfo | None:
 
 def of_process(engine: Engine, supervisor: str, pid: int) -> list[str]:
     """The ids of the rows a supervisor's child process `pid` wrote (one, unless it never beat: none)."""
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         return list(conn.execute(select(WorkerRow.id).where(WorkerRow.supervisor == supervisor,
                                                             WorkerRow.pid == pid)).scalars())
 

@@ -70,7 +70,7 @@ def reserve(engine: Engine, nc_id: str) -> Link:
 
 
 def get(engine: Engine, nc_id: str) -> Link | None:
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         row = conn.execute(select(NcLink).where(NcLink.nc_id == nc_id)).one_or_none()
         return _to_link(row) if row else None
 
@@ -100,7 +100,7 @@ def record_duplicates(engine: Engine, nc_id: str, others: list[str], claim: Clai
 
 def duplicated(engine: Engine) -> dict[str, str]:
     """NC id -> the other issues that carry its marker label."""
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         rows = conn.execute(select(NcLink.nc_id, NcLink.duplicate_keys).where(NcLink.duplicate_keys.is_not(None)))
         return {nc_id: keys or "" for nc_id, keys in rows}
 
@@ -171,7 +171,7 @@ def _hold(conn: Connection, claim: Claim | None) -> None:
 
 def posted_comment_keys(engine: Engine, nc_id: str) -> dict[str, str | None]:
     """comment key -> Jira comment id (None: a post was started and its outcome is unknown)."""
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         rows = conn.execute(select(CommentLink.comment_key, CommentLink.jira_comment_id)
                             .where(CommentLink.nc_id == nc_id)).all()
     return {key: comment_id for key, comment_id in rows}
@@ -179,7 +179,7 @@ def posted_comment_keys(engine: Engine, nc_id: str) -> dict[str, str | None]:
 
 def uncertain_comments(engine: Engine, nc_id: str) -> dict[str, datetime]:
     """comment key -> when its post was started, for posts whose outcome we never learned."""
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         rows = conn.execute(select(CommentLink.comment_key, CommentLink.created_at)
                             .where(CommentLink.nc_id == nc_id, CommentLink.jira_comment_id.is_(None))).all()
     return {key: started for key, started in rows}

@@ -182,7 +182,7 @@ def renew(engine: Engine, claim: Claim, lease_seconds: float) -> bool:
 
 def claims_of(engine: Engine, worker_id: str) -> list[Claim]:
     """What a worker holds now, one claim per NC (for its supervisor, once it saw the worker die)."""
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         rows = conn.execute(
             select(Delivery.nc_id, Delivery.id, Delivery.event_type, Delivery.event_timestamp, Delivery.payload,
                    Delivery.attempts)
@@ -243,7 +243,7 @@ def requeue_nc(engine: Engine, nc_id: str) -> int:
 
 def queue_figures(engine: Engine) -> dict[str, object]:
     """Counts by status and the age of the oldest queued delivery, for status and metrics."""
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         counts = dict(conn.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
         oldest = conn.execute(select(func.min(Delivery.received_at))
                               .where(Delivery.status.in_(WAITING))).scalar_one_or_none()

@@ -4,6 +4,8 @@ the workers in `status`."""
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from datetime import timedelta
 
 import pytest
@@ -55,6 +57,31 @@ def test_readyz_needs_a_fresh_heartbeat_of_the_supervised_worker(db_url, workers
     assert "pid" in detail and "has not beaten for 7" in detail and "limit 6s" in detail
     age(workers, "host:43:w1", 5)  # late, not yet stale
     assert client.get("/readyz").status_code == 200
+
+
+def test_readyz_answers_while_a_stopped_worker_holds_the_sqlite_write_lock(tmp_path, sqlite_template):
+    # A worker stopped (SIGSTOP, a debugger, a long prune) inside its transaction holds SQLite's write lock;
+    # /readyz only reads, so it must say the worker is stale, not wait for that lock (SQLITE_BUSY_TIMEOUT_MS).
+    path = tmp_path / "locked.db"
+    path.write_bytes(sqlite_template.read_bytes())
+    url = f"sqlite:///{path}"
+    engine = db.make_engine(url)
+    try:
+        heartbeat.beat(engine, "host:43:w1", SUPERVISOR, None)
+        age(engine, "host:43:w1", 7)
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("UPDATE workers SET claim = 'NC-1'")  # written, not committed: readers see the old rows
+        try:
+            started = time.monotonic()
+            stale = app_client(url, engine, SUPERVISOR).get("/readyz")
+            assert time.monotonic() - started < 5
+            assert stale.status_code == 503 and "has not beaten for 7" in stale.get_json()["detail"]
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+    finally:
+        engine.dispose()
 
 
 def test_readyz_ignores_workers_when_serve_runs_none(db_url, workers):

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, func, select
 
-from connector import throttles
+from connector import db, throttles
 from connector.clock import utcnow
 from connector.models import Budget, CommentLink, Delivery, DeliveryStatus, Fingerprint, NcLink
 from connector.ops import views
@@ -64,7 +64,7 @@ def search(engine: Engine, flt: DeliveryFilter, page: int) -> Page:
                    Delivery.received_at, Delivery.jira_key, Delivery.last_error, Delivery.failed_step,
                    Delivery.source).where(*conditions)
     count = select(func.count()).select_from(Delivery).where(*conditions)
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         total = int(conn.execute(count).scalar_one())
         rows = list(conn.execute(query.order_by(Delivery.id.desc())
                                  .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all())
@@ -77,12 +77,12 @@ def search(engine: Engine, flt: DeliveryFilter, page: int) -> Page:
 def matching_dead_ids(engine: Engine, flt: DeliveryFilter) -> list[int]:
     """The dead letters a filter matches (what a replay of that filter re-queues)."""
     query = select(Delivery.id).where(Delivery.status == DeliveryStatus.DEAD, *_conditions(flt))
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         return [int(i) for i in conn.execute(query.order_by(Delivery.id)).scalars()]
 
 
 def delivery_status(engine: Engine, delivery_id: int) -> str | None:
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         found = conn.execute(select(Delivery.status).where(Delivery.id == delivery_id)).scalar_one_or_none()
     return None if found is None else str(found)
 
@@ -102,7 +102,7 @@ def nc_view(engine: Engine, nc_id: str) -> NcView:
         .scalar_subquery()
     query = (select(Delivery, times.label("times_seen")).where(Delivery.nc_id == nc_id)
              .order_by(Delivery.id.desc()).limit(NC_PAGE_LIMIT))
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         link = conn.execute(select(NcLink).where(NcLink.nc_id == nc_id)).first()
         total = int(conn.execute(select(func.count()).where(Delivery.nc_id == nc_id)).scalar_one())
         rows = conn.execute(query).all()
@@ -139,7 +139,7 @@ def overview(engine: Engine) -> Overview:
     now = utcnow()
     waits = throttles.throttled(engine, "jira", "jira-careful", "qualio")
     until = {name: now + timedelta(seconds=left) if left > 0 else None for name, left in waits.items()}
-    with engine.connect() as conn:
+    with db.reader(engine).connect() as conn:
         oldest = conn.execute(select(Delivery.id).where(Delivery.status.in_(
             (DeliveryStatus.QUEUED, DeliveryStatus.PROCESSING))).order_by(Delivery.received_at, Delivery.id)
             .limit(1)).scalar_one_or_none()
