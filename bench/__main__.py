@@ -17,6 +17,8 @@ from pathlib import Path
 from bench import burst, ingest, procs, report, traffic
 from bench.context import GUNICORN_THREADS, REPO, Config, Context
 from bench.dbs import PgDatabase, find_pgbench
+from connector.ops.serving import DEFAULT_SERVER as SERVE_DEFAULT
+from connector.ops.serving import SERVERS as SERVE_SERVERS
 from connector.ops.serving import THREADS as SERVE_THREADS
 from connector.ops.serving import WORKERS as SERVE_WORKERS
 
@@ -38,6 +40,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--ours-shape", type=parse_shape, metavar="WxT",
                         help="ours in section 0 traffic: W web processes x T request threads (default: serve's, "
                              f"{SERVE_WORKERS}x{SERVE_THREADS})")
+    parser.add_argument("--ours-server", choices=SERVE_SERVERS,
+                        help=f"ours in section 0 traffic: serve's --server (default: serve's, {SERVE_DEFAULT})")
     parser.add_argument("--rounds", type=int, help="ingest rounds per database (ours/baseline pairs)")
     parser.add_argument("--duration", type=float, help="seconds measured per ingest run (after the warm-up)")
     parser.add_argument("--burst-workers", type=int, help="sync workers draining the burst (default 2)")
@@ -66,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = Config.for_mode("quick" if args.quick else "full", args.pg, workers=args.workers, rounds=args.rounds,
                              duration=args.duration, burst_workers=args.burst_workers,
-                             baseline_worker_class=args.baseline_worker_class, ours_shape=args.ours_shape)
+                             baseline_worker_class=args.baseline_worker_class, ours_shape=args.ours_shape,
+                             ours_server=args.ours_server)
     config.sections = tuple(s for s in SECTIONS if s in args.only.split(","))
     config.databases = tuple(d for d in ("postgresql", "sqlite") if d in args.db.split(","))
     command = "bench/run" + ("" if not argv else " " + shlex.join(argv))
@@ -130,7 +135,8 @@ def settings_lines(ctx: Context, code_at_start: str) -> list[str]:
         f"servers: ours under granian (serve's default, {SERVE_THREADS} WSGI threads per worker; section 0 "
         f"servers also gunicorn gthread {SERVE_THREADS} threads and gunicorn sync), the baseline under gunicorn "
         f"-k {cfg.baseline_worker_class} (timeout 30, graceful 10, no access log); web workers per database: {workers}"
-        f"; in section 0 traffic ours runs {'x'.join(map(str, traffic.ours_shape(cfg)))} (processes x threads)"
+        f"; in section 0 traffic ours runs under {cfg.ours_server or SERVE_DEFAULT} at "
+        f"{'x'.join(map(str, traffic.ours_shape(cfg)))} (processes x threads)"
         + (" (the best of a sweep over " + "/".join(map(str, cfg.sweep)) + " for ours)"
            if cfg.workers is None and cfg.mode == "full" else ""),
         "ours: `nc-connector serve --no-worker --workers N --threads T` (defaults otherwise: log level INFO, a pooled "

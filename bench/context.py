@@ -48,6 +48,7 @@ class Config:
     baseline_worker_class: str = BASELINE_WORKER_CLASS  # gunicorn -k for the baseline: sync or gthread
     # Ours in section 0 traffic: web processes x request threads; None: serve's defaults (what a user runs).
     ours_shape: tuple[int, int] | None = None
+    ours_server: str | None = None  # serve's --server in section 0 traffic; None: serve's default
 
     @classmethod
     def for_mode(cls, mode: str, pg_admin_url: str, **overrides: Any) -> Config:

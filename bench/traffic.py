@@ -25,6 +25,7 @@ from bench.context import HOST, Config, Context, IngestFigure
 from bench.ingest import LABEL, ceiling, describe, fmt_ms, fmt_rate, median_figure, ratio, verdict
 from bench.loadgen import RequestFactory, run_load
 from bench.payloads import SECRET, _key, http_request, nc_payload
+from connector.ops.serving import DEFAULT_SERVER as SERVE_DEFAULT
 from connector.ops.serving import THREADS as SERVE_THREADS
 from connector.ops.serving import WORKERS as SERVE_WORKERS
 
@@ -171,7 +172,8 @@ def alternate(ctx: Context, kind: str, traffic: str, rate: float | None = None) 
             if who == "baseline":
                 fig = measure(ctx, traffic, "baseline", db.url, workers, name, rate=rate)
             else:
-                fig = measure(ctx, traffic, "granian", db.url, ours_workers, name, ours_threads, rate=rate)
+                fig = measure(ctx, traffic, cfg.ours_server or SERVE_DEFAULT, db.url, ours_workers, name,
+                              ours_threads, rate=rate)
             figures[who].append(fig)
             ctx.details.append(f"traffic {kind} {traffic} {mode} round {r} {who}: {describe(fig)}")
             print(f"    {kind} {traffic:10s} {mode} round {r} {who:8s}: {describe(fig)}", flush=True)
