@@ -26,15 +26,22 @@ LIMIT = 4096
 
 
 class Protocol:
-    """granian's RSGI HTTP protocol, as far as the app uses it: the body's chunks, one response."""
+    """granian's RSGI HTTP protocol, as far as the app uses it: the body whole or its chunks, one response."""
 
     def __init__(self, chunks: list[bytes]) -> None:
         self.chunks = chunks
         self.answer: tuple[int, list[tuple[str, str]], bytes] | None = None
+        self.read: list[bytes] = []  # what the app took, chunk by chunk or whole
+
+    async def __call__(self) -> bytes:
+        await asyncio.sleep(0)
+        self.read.append(b"".join(self.chunks))
+        return self.read[-1]
 
     async def _stream(self) -> Any:
         for chunk in self.chunks:
             await asyncio.sleep(0)
+            self.read.append(chunk)
             yield chunk
 
     def __aiter__(self) -> Any:
@@ -67,8 +74,9 @@ def served(db_url: str, engine: Engine) -> Iterator[tuple[asyncio.AbstractEventL
 Answered = tuple[int, dict[str, str], bytes]
 
 
-async def request(app: RsgiApp, method: str, path: str, headers: dict[str, str], chunks: list[bytes]) -> Answered:
-    protocol = Protocol(chunks)
+async def request(app: RsgiApp, method: str, path: str, headers: dict[str, str], chunks: list[bytes],
+                  protocol: Protocol | None = None) -> Answered:
+    protocol = protocol or Protocol(chunks)
     await app.__rsgi__(scope(method, path, headers), protocol)
     assert protocol.answer is not None
     status, answer_headers, body = protocol.answer
@@ -103,6 +111,20 @@ def test_a_delivery_is_accepted_once_and_its_copy_is_a_duplicate(served, engine)
     with engine.connect() as conn:
         assert conn.execute(select(Fingerprint.times_seen)).scalars().all() == [2]
     assert count(engine, Delivery) == 1
+
+
+def test_a_body_with_its_length_is_read_whole_and_a_chunked_one_stops_past_the_limit(served, engine):
+    loop, app, _ = served
+    body = fixture_bytes("seed_nc_updated")
+    whole = Protocol(pieces(body))
+    answer = loop.run_until_complete(request(app, "POST", "/webhooks/qualio",
+                                             {**signed(body), "Content-Length": str(len(body))}, [], whole))
+    assert answer[0] == 202 and whole.read == [body]  # one read, not one per chunk
+    big = json.dumps({"eventType": "nc.updated", "ncId": "NC-1", "timestamp": "2025-01-05T10:15:32Z",
+                      "description": "x" * 4 * LIMIT}).encode()
+    chunked = Protocol(pieces(big, 8))  # 2,061 bytes each: over the limit in its second
+    answer = loop.run_until_complete(request(app, "POST", "/webhooks/qualio", signed(big), [], chunked))
+    assert answer[0] == 413 and len(chunked.read) == 2
 
 
 def wrong_requests() -> list[tuple[str, str, dict[str, str], list[bytes]]]:
