@@ -20,7 +20,6 @@ from bench.dbs import PgDatabase, find_pgbench
 from connector.ops.serving import DEFAULT_SERVER as SERVE_DEFAULT
 from connector.ops.serving import SERVERS as SERVE_SERVERS
 from connector.ops.serving import THREADS as SERVE_THREADS
-from connector.ops.serving import WORKERS as SERVE_WORKERS
 
 DEFAULT_PG = os.environ.get("NC_CONNECTOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SECTIONS = ("servers", "traffic", "ingest", "dedup", "burst", "e2e")
@@ -38,8 +37,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, help="web workers for both services (default: sweep in full mode, "
                         "4 in quick mode); in section 0 traffic the baseline's only (default 4)")
     parser.add_argument("--ours-shape", type=parse_shape, metavar="WxT",
-                        help="ours in section 0 traffic: W web processes x T request threads (default: serve's, "
-                             f"{SERVE_WORKERS}x{SERVE_THREADS})")
+                        help="ours in section 0 traffic: W web processes x T request threads or connections "
+                             "(default: as serve resolves it for the database)")
     parser.add_argument("--ours-server", choices=SERVE_SERVERS,
                         help=f"ours in section 0 traffic: serve's --server (default: serve's, {SERVE_DEFAULT})")
     parser.add_argument("--rounds", type=int, help="ingest rounds per database (ours/baseline pairs)")
@@ -135,8 +134,7 @@ def settings_lines(ctx: Context, code_at_start: str) -> list[str]:
         f"servers: ours under granian (serve's default, {SERVE_THREADS} WSGI threads per worker; section 0 "
         f"servers also gunicorn gthread {SERVE_THREADS} threads and gunicorn sync), the baseline under gunicorn "
         f"-k {cfg.baseline_worker_class} (timeout 30, graceful 10, no access log); web workers per database: {workers}"
-        f"; in section 0 traffic ours runs under {cfg.ours_server or SERVE_DEFAULT} at "
-        f"{'x'.join(map(str, traffic.ours_shape(cfg)))} (processes x threads)"
+        f"; in section 0 traffic ours runs as serve resolves it ({traffic.describe_serving(cfg)})"
         + (" (the best of a sweep over " + "/".join(map(str, cfg.sweep)) + " for ours)"
            if cfg.workers is None and cfg.mode == "full" else ""),
         "ours: `nc-connector serve --no-worker --workers N --threads T` (defaults otherwise: log level INFO, a pooled "

@@ -27,7 +27,7 @@ from bench.loadgen import RequestFactory, run_load
 from bench.payloads import SECRET, _key, http_request, nc_payload
 from connector.ops.serving import DEFAULT_SERVER as SERVE_DEFAULT
 from connector.ops.serving import THREADS as SERVE_THREADS
-from connector.ops.serving import WORKERS as SERVE_WORKERS
+from connector.ops.serving import resolve
 
 KINDS = ("new", "duplicates", "storm")
 DUPLICATE_SET = 3000  # deliveries stored before a duplicates run, then re-sent in a loop
@@ -161,7 +161,7 @@ def alternate(ctx: Context, kind: str, traffic: str, rate: float | None = None) 
     cfg = ctx.config
     db = ctx.database(kind)
     workers = cfg.workers or 4  # the baseline's, as the issue ran it
-    ours_workers, ours_threads = ours_shape(cfg)
+    ours_server, ours_workers, ours_threads = ours_serving(cfg, db.url)
     mode = "closed" if rate is None else f"paced {rate:,.0f}/s"
     figures: dict[str, list[IngestFigure]] = {"ours": [], "baseline": []}
     for r in range(cfg.rounds):
@@ -172,8 +172,7 @@ def alternate(ctx: Context, kind: str, traffic: str, rate: float | None = None) 
             if who == "baseline":
                 fig = measure(ctx, traffic, "baseline", db.url, workers, name, rate=rate)
             else:
-                fig = measure(ctx, traffic, cfg.ours_server or SERVE_DEFAULT, db.url, ours_workers, name,
-                              ours_threads, rate=rate)
+                fig = measure(ctx, traffic, ours_server, db.url, ours_workers, name, ours_threads, rate=rate)
             figures[who].append(fig)
             ctx.details.append(f"traffic {kind} {traffic} {mode} round {r} {who}: {describe(fig)}")
             print(f"    {kind} {traffic:10s} {mode} round {r} {who:8s}: {describe(fig)}", flush=True)
@@ -219,9 +218,17 @@ def paced(ctx: Context, kind: str, traffic: str, rate: float) -> None:
             fmt_ms(o["p99_ms"]), fmt_ms(b["p99_ms"]), f"{ratio(o['p99_ms'], b['p99_ms']):.2f}x")
 
 
-def ours_shape(config: Config) -> tuple[int, int]:
-    """Ours in the traffic section: --ours-shape, else serve's defaults (web processes, request threads)."""
-    return config.ours_shape or (SERVE_WORKERS, SERVE_THREADS)
+def ours_serving(config: Config, db_url: str) -> tuple[str, int, int]:
+    """Ours in the traffic section: --ours-server and --ours-shape, the rest as `serve` resolves it for the
+    database (what a user runs): server, web processes, request threads (or connections)."""
+    workers, threads = config.ours_shape or (None, None)
+    return resolve(config.ours_server or SERVE_DEFAULT, workers, threads, db_url)
+
+
+def describe_serving(config: Config) -> str:
+    urls = {"postgresql": "postgresql://", "sqlite": "sqlite://"}
+    return "; ".join(f"{kind}: {server} {workers} x {threads}" for kind in config.databases
+                     for server, workers, threads in [ours_serving(config, urls[kind])])
 
 
 def section_servers(ctx: Context) -> None:

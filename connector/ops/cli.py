@@ -16,7 +16,7 @@ import click
 
 from connector import __version__, db, logs, metrics
 from connector.models import DeliveryStatus
-from connector.ops.serving import DEFAULT_SERVER, SERVERS, THREADS, WORKERS
+from connector.ops.serving import DEFAULT_SERVER, LOOP_CONNECTIONS, LOOP_WORKERS, SERVERS, THREADS, WORKERS, resolve
 from connector.qualio.drift import STATUSES as QUALIO_STATUSES
 from connector.settings import Settings, SettingsError, load_settings, require_webhook_auth
 
@@ -58,18 +58,20 @@ def db_upgrade() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=WORKERS, show_default=True, type=click.IntRange(1, 64),
-              help="Web processes.")
-@click.option("--threads", default=THREADS, show_default=True, type=click.IntRange(1, 64),
-              help="Requests each web process handles at once.")
+@click.option("--workers", type=click.IntRange(1, 64),
+              help=f"Web processes [default: {LOOP_WORKERS} under granian-rsgi on PostgreSQL, else {WORKERS}].")
+@click.option("--threads", type=click.IntRange(1, 64),
+              help=f"Requests each web process handles at once [default: {LOOP_CONNECTIONS} under granian-rsgi on "
+                   f"PostgreSQL, else {THREADS}].")
 @click.option("--server", type=click.Choice(SERVERS), default=DEFAULT_SERVER, show_default=True,
-              help="HTTP server of the web processes (granian measured faster: bench/README.md; granian-rsgi "
-                   "answers webhooks on an event loop, README's Performance).")
+              help="HTTP server of the web processes; auto: granian-rsgi (the webhook on an event loop) on "
+                   "PostgreSQL, granian (WSGI) on SQLite, the fastest of each (README, Performance).")
 @click.option("--worker/--no-worker", "with_worker", default=True, show_default=True,
               help="Also run a sync worker (a child process); --no-worker when workers are scaled separately.")
-def serve(host: str, port: int, workers: int, threads: int, server: str, with_worker: bool) -> None:
+def serve(host: str, port: int, workers: int | None, threads: int | None, server: str, with_worker: bool) -> None:
     """Serve the webhook endpoint (and, by default, a sync worker)."""
     settings = settings_or_exit()
+    server, workers, threads = resolve(server, workers, threads, settings.database_url)
     try:
         require_webhook_auth(settings)
         if with_worker:
@@ -98,6 +100,7 @@ def serve(host: str, port: int, workers: int, threads: int, server: str, with_wo
     else:
         os.environ.pop(SUPERVISOR_ENV, None)
     owner = os.getpid()
+    log.info("serving", extra={"server": server, "workers": workers, "threads": threads, "port": port})
     try:
         app_factory = functools.partial(create_app, settings, threads=threads)
         serve_supervised(lambda: run_server(app_factory, host, port, workers, threads, server), supervisor)

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from connector import __version__, db
 from connector.ops.cli import main
+from connector.ops.serving import resolve
 
 
 def run(*args: str, **env: str):
@@ -46,3 +47,15 @@ def test_serve_refuses_without_authentication(named, tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert named in proc.stderr  # the message names every way to fix it
+
+
+@pytest.mark.parametrize(("asked", "url", "expected"), [
+    (("auto", None, None), "postgresql+psycopg://h/db", ("granian-rsgi", 1, 16)),
+    (("auto", None, None), "sqlite:///nc.db", ("granian", 2, 8)),
+    (("auto", 3, None), "postgresql+psycopg://h/db", ("granian-rsgi", 3, 16)),  # what was asked is kept
+    (("granian-rsgi", None, None), "sqlite:///nc.db", ("granian-rsgi", 2, 8)),  # a loop only hands SQLite to threads
+    (("gunicorn", None, 4), "postgresql+psycopg://h/db", ("gunicorn", 2, 4)),
+    (("granian", 1, 1), "postgresql+psycopg://h/db", ("granian", 1, 1)),
+])
+def test_serve_resolves_its_server_and_shape_by_the_database(asked, url, expected):
+    assert resolve(*asked, url) == expected

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 LIMIT = 2048
 
 
-@pytest.fixture(params=SERVERS)
+@pytest.fixture(params=[server for server in SERVERS if server != "auto"])
 def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     port = free_port()
     env = {"NC_CONNECTOR_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "NC_CONNECTOR_ALLOW_UNSIGNED": "true",
@@ -35,6 +35,34 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[int
         yield port, proc
     finally:
         stop(proc)
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_auto_serves_the_measured_best_of_the_database(database, request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'auto.db'}" if database == "sqlite" else request.getfixturevalue("pg_url")
+    expected = {"sqlite": ("granian", 2, 8), "postgresql": ("granian-rsgi", 1, 16)}[database]
+    port = free_port()
+    env = {"NC_CONNECTOR_DATABASE_URL": url, "NC_CONNECTOR_ALLOW_UNSIGNED": "true"}
+    proc = start(["serve", "--no-worker", "--port", str(port)], env, tmp_path / "serve.log")
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        lines = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines() if line.startswith("{")]
+        (serving,) = [line for line in lines if line["message"] == "serving"]
+        assert (serving["server"], serving["workers"], serving["threads"]) == expected
+        deadline = time.monotonic() + 10
+        while len(web := children(proc.pid)) < expected[1] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(web) == expected[1]
+        answer = requests.post(f"http://127.0.0.1:{port}/webhooks/qualio", data=body(90, padding=10),
+                               headers={"Content-Type": "application/json"}, timeout=10)
+        assert answer.status_code == 202 and answer.json()["status"] == "accepted"
+    finally:
+        stop(proc)
+
+
+def children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        return [int(child) for child in handle.read().split()]
 
 
 def body(i: int, padding: int = 0) -> bytes:
