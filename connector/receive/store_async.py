@@ -43,14 +43,23 @@ class Connections:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         async with self._slots:
-            conn = self._idle.pop() if self._idle else await psycopg.AsyncConnection.connect(
-                self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+            conn = self._idle.pop() if self._idle else await self._connect()
             try:
                 yield conn
             except BaseException:
                 await conn.close()  # its state is unknown (a lost server, an aborted statement): never reused
                 raise
             self._idle.append(conn)
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True,
+                                                     connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        try:
+            await conn.execute(store.PG_SESSION)  # these connections run PG_RECORD only
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
