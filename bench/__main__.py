@@ -131,12 +131,12 @@ def settings_lines(ctx: Context, code_at_start: str) -> list[str]:
     return [
         f"code: {code_at_start}" + ("" if code_version() == code_at_start else
                                      f" at the start; at the end: {code_version()} (changed during the run)"),
-        f"servers: ours under granian (serve's default, {SERVE_THREADS} WSGI threads per worker; section 0 "
+        f"servers: ours under granian's WSGI interface ({SERVE_THREADS} threads per worker; section 0 "
         f"servers also gunicorn gthread {SERVE_THREADS} threads and gunicorn sync), the baseline under gunicorn "
         f"-k {cfg.baseline_worker_class} (timeout 30, graceful 10, no access log); web workers per database: {workers}"
-        f"; in section 0 traffic ours runs as serve resolves it ({traffic.describe_serving(cfg)})"
         + (" (the best of a sweep over " + "/".join(map(str, cfg.sweep)) + " for ours)"
-           if cfg.workers is None and cfg.mode == "full" else ""),
+           if cfg.workers is None and cfg.mode == "full" else "")
+        + f"; in section 0 traffic ours runs as serve resolves it ({traffic.describe_serving(cfg)})",
         "ours: `nc-connector serve --no-worker --workers N --threads T` (defaults otherwise: log level INFO, a pooled "
         "connection per thread + 2, "
         "no pre-ping, per-delivery log lines at DEBUG); baseline: `gunicorn ... bench.baseline_app:create_app()` "

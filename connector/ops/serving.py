@@ -48,7 +48,7 @@ def resolve(server: str, workers: int | None, threads: int | None, database_url:
 
     "auto" is granian's RSGI interface on PostgreSQL (the webhook awaits its one statement on an event loop) and
     its WSGI interface on SQLite (whose driver has no asyncio interface: the event loop only handed each
-    delivery to a thread, and answered 0.6-0.8x of the threaded server's requests)."""
+    delivery to a thread, and answered 0.45-0.97x of the threaded server's requests)."""
     on_postgresql = make_url(database_url).get_backend_name() == "postgresql"
     if server == "auto":
         server = "granian-rsgi" if on_postgresql else "granian"
