@@ -1,6 +1,6 @@
-"""What `serve` guarantees whichever server runs it (granian by default, gunicorn on request): chunked bodies and
-the body limit, a request in flight finishing after SIGTERM, the sightings a web process holds written when it
-stops, and the counters of every web process in /metrics."""
+"""What `serve` guarantees whichever server runs it (granian's RSGI or WSGI interface, or gunicorn): which one it
+picks by the database, chunked bodies and the body limit, a request in flight finishing after SIGTERM, the
+sightings a web process holds written when it stops, and the counters of every web process in /metrics."""
 
 from __future__ import annotations
 
