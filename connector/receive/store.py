@@ -105,7 +105,7 @@ SELECT (SELECT id FROM queued), (SELECT min(first_seen_at) FROM known), EXISTS (
 # PostgreSQL picks after its fifth run; one picked while fingerprints held a few rows (a new installation, the
 # bench's emptied tables) was a sequential scan, and stayed one as the table grew, until an ANALYZE of it
 # invalidated the plan: rounds of the bench ran at two thirds of the others (87,695 scans of 4,080 rows each).
-# Every table the statement reads has the index it needs, so forbidding the scan costs nothing.
+# Every table the statement reads has the index it needs, so no plan it wants is forbidden (test_store_plan.py).
 PG_SESSION = "SET enable_seqscan = off"
 # SQLite has no INSERT in a CTE: the same steps as statements in one transaction (of a group commit).
 _SQLITE_FINGERPRINT = """
