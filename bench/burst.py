@@ -145,7 +145,7 @@ class Stack:
             proc.stop()
 
 
-def start_stack(ctx: Context, db_url: str, name: str, workers: int, web_workers: int, latency: float,
+def start_stack(ctx: Context, db_url: str, name: str, workers: int, web_workers: int | None, latency: float,
                 records: dict[str, Any] | None = None, extra_env: dict[str, str] | None = None) -> Stack:
     sandbox_port = procs.free_port()
     sandbox = procs.start(f"{name}-sandbox", procs.python("-m", "connector", "sandbox", "--host", HOST, "--port",
@@ -318,7 +318,7 @@ def run_burst(ctx: Context, kind: str, name: str, ncs: int, budget: tuple[int, f
             if item.nc_id not in last_original or payload["timestamp"] >= last_original[item.nc_id]["timestamp"]:
                 last_original[item.nc_id] = payload
     records = {nc: qualio_record(p) for nc, p in last_original.items()} if enrich else None
-    web_workers = ctx.chosen_workers.get(kind) or cfg.workers or 4
+    web_workers = cfg.workers  # None: as serve resolves it
     stack = start_stack(ctx, db.url, name, cfg.burst_workers, web_workers, cfg.jira_latency, records)
     try:
         if budget is not None:
@@ -502,7 +502,7 @@ def section_e2e(ctx: Context, kind: str, burst: BurstOutcome | None) -> None:
     db = ctx.database(kind)
     db.reset()
     print(f"== 4 end-to-end latency ({kind})", flush=True)
-    web_workers = ctx.chosen_workers.get(kind) or cfg.workers or 4
+    web_workers = cfg.workers  # None: as serve resolves it
     stack = start_stack(ctx, db.url, "e2e", cfg.burst_workers, web_workers, cfg.jira_latency)
     rng = random.Random(4)
     try:

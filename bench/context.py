@@ -13,7 +13,7 @@ from bench import procs
 from bench.dbs import PgDatabase, SqliteDatabase
 from bench.loadgen import LoadResult, LoadRun, RequestFactory, Window, window
 from bench.payloads import SECRET, IngestFactory
-from connector.ops.serving import THREADS as SERVE_THREADS
+from connector.ops.serving import resolve
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
@@ -135,15 +135,18 @@ class Context:
     def ours_env(self, db_url: str, **extra: str) -> dict[str, str]:
         return {"NC_CONNECTOR_DATABASE_URL": db_url, "NC_CONNECTOR_WEBHOOK_SECRET": SECRET, **extra}
 
-    def start_ours(self, db_url: str, workers: int, name: str, extra_env: dict[str, str] | None = None,
-                   server: str = "granian", threads: int = SERVE_THREADS) -> tuple[procs.Proc, int]:
-        """`nc-connector serve --no-worker` under `server`; "gunicorn-sync" is the README's plain gunicorn
-        invocation of the same app with sync workers (serve itself offers gthread only)."""
+    def start_ours(self, db_url: str, workers: int | None, name: str, extra_env: dict[str, str] | None = None,
+                   server: str = "auto", threads: int | None = None) -> tuple[procs.Proc, int]:
+        """`nc-connector serve --no-worker` under `server`, the shape not given as serve resolves it for the
+        database (what a user runs); "gunicorn-sync" is the README's plain gunicorn invocation of the same app
+        with sync workers (serve itself offers gthread only)."""
         port = procs.free_port()
         if server == "gunicorn-sync":
+            workers = workers or 4
             args = procs.python("-m", "gunicorn", *gunicorn_options(workers, "sync"), "-b", f"{HOST}:{port}",
                                 "connector.ops.app:create_app()")
         else:
+            server, workers, threads = resolve(server, workers, threads, db_url)
             args = procs.python("-m", "connector", "serve", "--no-worker", "--host", HOST, "--port", str(port),
                                 "--workers", str(workers), "--threads", str(threads), "--server", server)
         proc = procs.start(name, args, self.ours_env(db_url, **(extra_env or {})), self.logs, role="ours-web",

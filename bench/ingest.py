@@ -16,6 +16,7 @@ from bench.context import HOST, Context, IngestFigure
 from bench.dbs import PgDatabase, SqliteDatabase, run_pgbench
 from bench.loadgen import LoadRun, window
 from bench.payloads import IngestFactory, nc_payload
+from connector.ops.serving import THREADS as SERVE_THREADS
 
 LABEL = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
 
@@ -59,7 +60,8 @@ def choose_workers(ctx: Context, kind: str) -> int:
     for _ in range(2):
         for workers in cfg.sweep:
             db.reset()
-            proc, port = ctx.start_ours(db.url, workers, f"sweep-{kind}-{workers}")
+            proc, port = ctx.start_ours(db.url, workers, f"sweep-{kind}-{workers}", server="granian",
+                                         threads=SERVE_THREADS)
             fig = ctx.ingest(proc, port, duration=cfg.sweep_duration)
             proc.stop()
             best[workers] = max(best.get(workers, 0.0), fig.window.rps)
@@ -89,7 +91,8 @@ def section_ingest(ctx: Context, kind: str) -> dict[str, Any]:
         for who in order:
             db.reset()
             if who == "ours":
-                proc, port = ctx.start_ours(db.url, workers, f"ingest-{kind}-ours-{r}")
+                proc, port = ctx.start_ours(db.url, workers, f"ingest-{kind}-ours-{r}", server="granian",
+                                             threads=SERVE_THREADS)
             else:
                 proc, port = ctx.start_baseline(db.url, workers, f"ingest-{kind}-baseline-{r}")
             fig = ctx.ingest(proc, port)
@@ -201,7 +204,7 @@ def section_dedup(ctx: Context, kind: str) -> None:
     noise drifts over minutes, so each size is compared with empty runs made next to it)."""
     cfg = ctx.config
     filled, empty = ctx.database(kind, "a"), ctx.database(kind, "b")
-    workers = ctx.chosen_workers.get(kind) or cfg.workers or 4
+    workers = cfg.workers  # None: as serve resolves it
     label = LABEL[kind]
     # Three alternating rounds in full mode, so the median is a middle run and not the lower of two:
     # one run slowed by the shared machine no longer decides the ratio.
@@ -251,7 +254,7 @@ def section_dedup(ctx: Context, kind: str) -> None:
     empty.reset()
 
 
-def prune_under_load(ctx: Context, kind: str, db: PgDatabase | SqliteDatabase, workers: int,
+def prune_under_load(ctx: Context, kind: str, db: PgDatabase | SqliteDatabase, workers: int | None,
                      reference: IngestFigure) -> None:
     cfg = ctx.config
     label = LABEL[kind]

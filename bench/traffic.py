@@ -181,7 +181,6 @@ def alternate(ctx: Context, kind: str, traffic: str, rate: float | None = None) 
 
 def section_traffic(ctx: Context, kind: str) -> None:
     cfg = ctx.config
-    ctx.chosen_workers.setdefault(kind, cfg.workers or 4)
     label = LABEL[kind]
     new_figure: IngestFigure | None = None
     for traffic in KINDS:
