@@ -421,7 +421,9 @@ def section_burst(ctx: Context, kind: str) -> BurstOutcome:
         peak = max((sum(1 for t in times[i:] if t - start < 60) for i, start in enumerate(times)), default=0)
         ctx.add("3 burst", f"{blabel}: Qualio fetches per NC (peak per 60 s)",
                 f"{budgeted.qualio['requests'] / n:.2f} ({budgeted.qualio['requests']:,} fetches; peak {peak}/min)",
-                "Qualio allows 200/min per key", "", "", "" if peak <= 200 else "MISS")
+                "Qualio allows 200/min per key", "", "at least 1 per NC, <= 200/min",
+                # none at all means enrichment was never asked (the run's NC ids not Qualio event codes, once)
+                verdict(budgeted.qualio["requests"] >= n and peak <= 200))
     return plain
 
 

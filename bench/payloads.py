@@ -149,7 +149,9 @@ def make_burst(ncs: int, per_nc: int = 10, seed: int = 7, tag: str = "b") -> Bur
     rng = random.Random(seed)
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     streams: list[list[tuple[str, dict[str, Any], str]]] = []
-    nc_ids = [f"NC-2026-{tag.upper()}{n:05d}" for n in range(ncs)]
+    # Qualio event codes (LETTERS-DIGITS, qualio.client.is_event_code): the enrichment run fetches each NC's
+    # record by its code, and the enricher does not ask Qualio for an id that cannot be one.
+    nc_ids = [f"NC{tag.upper()}-{n:05d}" for n in range(ncs)]
     for n, nc_id in enumerate(nc_ids):
         t0 = base + timedelta(seconds=n % 600)
         ts = [rfc3339(t0 + timedelta(seconds=k)) for k in range(5)]
