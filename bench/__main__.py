@@ -20,7 +20,6 @@ from bench.dbs import PgDatabase, find_pgbench
 from connector.ops.serving import DEFAULT_SERVER as SERVE_DEFAULT
 from connector.ops.serving import SERVERS as SERVE_SERVERS
 from connector.ops.serving import THREADS as SERVE_THREADS
-from connector.ops.serving import resolve
 
 DEFAULT_PG = os.environ.get("NC_CONNECTOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SECTIONS = ("servers", "traffic", "ingest", "dedup", "burst", "e2e")
@@ -126,13 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
-def resolved_shapes(cfg: Config) -> str:
-    """Ours in the sections after ingest: serve's default server, --workers when given."""
-    urls = {"postgresql": "postgresql://", "sqlite": "sqlite://"}
-    return "; ".join(f"{kind}: {server} {workers} x {threads}" for kind in cfg.databases
-                     for server, workers, threads in [resolve(SERVE_DEFAULT, cfg.workers, None, urls[kind])])
-
-
 def settings_lines(ctx: Context, code_at_start: str) -> list[str]:
     cfg = ctx.config
     workers = ", ".join(f"{k}: {v}" for k, v in ctx.chosen_workers.items()) or "(section 1 not run)"
@@ -140,8 +132,9 @@ def settings_lines(ctx: Context, code_at_start: str) -> list[str]:
         f"code: {code_at_start}" + ("" if code_version() == code_at_start else
                                      f" at the start; at the end: {code_version()} (changed during the run)"),
         f"servers: ours in section 0 traffic as serve resolves it ({traffic.describe_serving(cfg)}); in sections "
-        f"2 dedup, 3 burst and 4 e2e as serve resolves it too ({resolved_shapes(cfg)}); in section 1 ingest under "
-        f"granian's WSGI interface, {SERVE_THREADS} threads per worker, web workers per database: {workers}"
+        f"2 dedup, 3 burst and 4 e2e as serve resolves it too ({traffic.describe_serving(cfg, False)}); "
+        f"in section 1 ingest under granian's WSGI interface, {SERVE_THREADS} threads per worker, web workers "
+        f"per database: {workers}"
         + (" (the best of a sweep over " + "/".join(map(str, cfg.sweep)) + " for ours)"
            if cfg.workers is None and cfg.mode == "full" else "")
         + f"; section 0 servers: granian and gunicorn gthread, {SERVE_THREADS} threads, and gunicorn sync; "

@@ -224,10 +224,13 @@ def ours_serving(config: Config, db_url: str) -> tuple[str, int, int]:
     return resolve(config.ours_server or SERVE_DEFAULT, workers, threads, db_url)
 
 
-def describe_serving(config: Config) -> str:
+def describe_serving(config: Config, traffic_section: bool = True) -> str:
+    """Ours' server and shape per database: in section 0 traffic, or (traffic_section False) in sections 2 dedup,
+    3 burst and 4 e2e, which run serve's default server with --workers when given."""
     urls = {"postgresql": "postgresql://", "sqlite": "sqlite://"}
-    return "; ".join(f"{kind}: {server} {workers} x {threads}" for kind in config.databases
-                     for server, workers, threads in [ours_serving(config, urls[kind])])
+    shapes = {kind: ours_serving(config, urls[kind]) if traffic_section
+              else resolve(SERVE_DEFAULT, config.workers, None, urls[kind]) for kind in config.databases}
+    return "; ".join(f"{kind}: {server} {workers} x {threads}" for kind, (server, workers, threads) in shapes.items())
 
 
 def section_servers(ctx: Context) -> None:
