@@ -167,8 +167,9 @@ def start_stack(ctx: Context, db_url: str, name: str, workers: int, web_workers:
         stub_url = f"http://{HOST}:{stub_port}"
         procs.wait_ready(stub, f"{stub_url}/_stub/health")
         # Qualio allows 200 requests/min per key; every worker shares that one budget through the database.
+        # Reconcile off: this run measures enrichment, and the stub serves event records only (no templates).
         env.update(NC_CONNECTOR_QUALIO_URL=stub_url, NC_CONNECTOR_QUALIO_API_KEY="bench-qualio-key",
-                   NC_CONNECTOR_QUALIO_MAX_PER_MINUTE="200")
+                   NC_CONNECTOR_QUALIO_MAX_PER_MINUTE="200", NC_CONNECTOR_RECONCILE_INTERVAL="0")
     web, port = ctx.start_ours(db_url, web_workers, f"{name}-web", env)
     sync = [procs.start(f"{name}-worker-{k}", procs.python("-m", "connector", "worker"), ctx.ours_env(db_url, **env),
                         ctx.logs, role="ours-sync-worker", cwd=ctx.tmp) for k in range(workers)]

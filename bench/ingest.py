@@ -189,7 +189,7 @@ def sqlite_ceiling(db: SqliteDatabase, processes: int, seconds: float, payload: 
                for k in range(processes)]
     for w in workers:
         w.start()
-    total = sum(out.get(timeout=seconds + 60) for _ in workers)
+    total: int = sum(out.get(timeout=seconds + 60) for _ in workers)
     for w in workers:
         w.join(10)
     db.reset()

@@ -50,7 +50,8 @@ def _children(pid: int) -> list[int]:
 
 
 def descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
+    out: list[int] = []
+    todo = [pid]
     while todo and len(out) < 1000:  # bounded
         for child in _children(todo.pop()):
             out.append(child)

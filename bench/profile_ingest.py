@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
 
         settings = load_settings()
         logs.configure(settings.log_level, [SECRET])  # as `serve` does: INFO, JSON lines on stderr
-        logging.getLogger().handlers[0].setStream(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the run
+        handler = logging.getLogger().handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the run
         ours = create_app(settings)
         db.upgrade(ours.config["NC_ENGINE"])
         baseline = create_baseline()
