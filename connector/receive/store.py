@@ -3,7 +3,6 @@
 Uniqueness is the database's job (unique indexes + INSERT ... ON CONFLICT DO NOTHING): a look-up comes first
 (a duplicate is then answered from it), but it decides nothing alone, since the INSERT after it still conflicts
 with a concurrent copy; so N concurrent copies of one delivery in N processes produce exactly one queued delivery.
-A copy of a row this process inserted seconds ago needs no statement at all (recent.py).
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from connector.models import Delivery, DeliveryStatus, Fingerprint, UTCDateTime
 from connector.receive.events import NcEvent
 from connector.receive.group_commit import GroupCommit
 from connector.receive.notify import NOTIFY_CHANNEL, notifier
-from connector.receive.recent import copy_seen_at, recent_deliveries
 from connector.receive.sightings import COALESCE_SECONDS, sighting_log
 
 __all__ = ["NOTIFY_CHANNEL", "Accepted", "Duplicate", "record_delivery"]
@@ -101,8 +99,7 @@ WITH known AS (
 SELECT (SELECT id FROM queued), (SELECT min(first_seen_at) FROM known), EXISTS (SELECT FROM requeued),
        CASE WHEN EXISTS (SELECT FROM seen) THEN NULL ELSE ARRAY(SELECT id FROM known) END,
        CASE WHEN EXISTS (SELECT FROM seen) AND NOT EXISTS (SELECT FROM requeued)
-            THEN set_config('synchronous_commit', 'off', true) END,
-       (SELECT id FROM fp)
+            THEN set_config('synchronous_commit', 'off', true) END
 """
 # Set once on every connection that runs PG_RECORD. A connection's prepared statement keeps the generic plan
 # PostgreSQL picks after its fifth run; one picked while fingerprints held a few rows (a new installation, the
@@ -151,16 +148,8 @@ def record_delivery(engine: Engine, event: NcEvent, body: bytes, fp: str, webhoo
     source: where the delivery came from, "webhook" or "reconcile" (shown in `deliveries list`).
     """
     values = delivery_values(event, body, fp, webhook_id, requeue_thin, source)
-    copy = recent_copy(engine, values)
-    if copy is not None:
-        return copy
-    return outcome(engine, values, *_record(engine, values)) or note_concurrent_copy(engine, values)
-
-
-def recent_copy(engine: Engine, values: dict[str, Any]) -> Duplicate | None:
-    """A copy of a delivery this process stored seconds ago, answered without a statement (recent.py)."""
-    first_seen = copy_seen_at(engine, values)
-    return None if first_seen is None else Duplicate(values["fingerprint"], first_seen)
+    delivery_id, first_seen = _record(engine, values)
+    return outcome(engine, values, delivery_id, first_seen) or note_concurrent_copy(engine, values)
 
 
 # The pieces of record_delivery that store_async.py shares (it runs the PostgreSQL statement on an event loop).
@@ -181,28 +170,25 @@ def bound_params(dialect: Dialect, values: dict[str, Any]) -> dict[str, Any]:
                      "stale": to_db(now - timedelta(seconds=COALESCE_SECONDS))}
 
 
-# (new delivery's id and its fingerprint row's, or the first sighting of what it duplicates)
-_Recorded = tuple[int | None, _Stored | None, int | None]
+_Recorded = tuple[int | None, _Stored | None]  # (new delivery's id, or the first sighting of what it duplicates)
 
 
 def settle_postgresql(engine: Engine, row: Sequence[Any]) -> _Recorded:
     """PG_RECORD's row, committed: the workers woken for a re-queued NC, a sighting it left unwritten noted in
     this process's sighting log; (new delivery's id, first sighting), (None, None) for a concurrent copy."""
-    delivery_id, first_seen, requeued, unwritten, _, row_id = row
+    delivery_id, first_seen, requeued, unwritten, _ = row
     if requeued:
         _wake_workers(engine)
     if unwritten:
         sighting_log(engine).note(unwritten)
-    return (None if delivery_id is None else int(delivery_id)), first_seen, row_id
+    return (None if delivery_id is None else int(delivery_id)), first_seen
 
 
-def outcome(engine: Engine, values: dict[str, Any], delivery_id: int | None, first_seen: _Stored | None,
-            row_id: int | None) -> Accepted | Duplicate | None:
+def outcome(engine: Engine, values: dict[str, Any], delivery_id: int | None,
+            first_seen: _Stored | None) -> Accepted | Duplicate | None:
     """What a committed statement recorded; None when it was a concurrent copy (note_concurrent_copy)."""
     if delivery_id is not None:
         _wake_workers(engine)
-        if row_id is not None:
-            recent_deliveries(engine).remember(values, row_id)
         return Accepted(delivery_id, values["fingerprint"])
     if first_seen is not None:
         return Duplicate(values["fingerprint"], _from_db(first_seen))
@@ -240,10 +226,10 @@ def _record(engine: Engine, values: dict[str, Any]) -> _Recorded:
     if engine.dialect.name == "postgresql":
         return settle_postgresql(engine, _on_driver_connection(engine.pool, engine.dialect, _execute_postgresql,
                                                                params))
-    recorded, unwritten = _record_sqlite(engine, params)
+    delivery_id, first_seen, unwritten = _record_sqlite(engine, params)
     if unwritten:
         sighting_log(engine).note(unwritten)
-    return recorded
+    return delivery_id, first_seen
 
 
 def _on_driver_connection(pool: Pool, dialect: Dialect, write: Callable[[Any, Arg], Out], arg: Arg) -> Out:
@@ -272,14 +258,15 @@ def _execute_postgresql(conn: Any, params: dict[str, Any]) -> Sequence[Any]:
 _PLANNED: weakref.WeakSet[Any] = weakref.WeakSet()  # the driver connections PG_SESSION was set on
 
 
-def _record_sqlite(engine: Engine, params: dict[str, Any]) -> tuple[_Recorded, list[int]]:
+def _record_sqlite(engine: Engine, params: dict[str, Any]) -> tuple[int | None, _Stored | None, list[int]]:
     """A duplicate of a recently seen row is answered from a read (any connection, no write lock); the
     rest goes to this process's group commit."""
     known = _on_driver_connection(engine.pool, engine.dialect, _known_sqlite, params)
     stale = _from_db(params["stale"])
     if known and not params["requeue"] and all(_from_db(last_seen) >= stale for _, _, last_seen in known):
-        return (None, min(first_seen for _, first_seen, _ in known), None), [row_id for row_id, _, _ in known]
-    return _sqlite_writer(engine).submit(params | {"known": bool(known)}), []
+        return None, min(first_seen for _, first_seen, _ in known), [row_id for row_id, _, _ in known]
+    delivery_id, first_seen = _sqlite_writer(engine).submit(params | {"known": bool(known)})
+    return delivery_id, first_seen, []
 
 
 def _known_sqlite(conn: Any, params: dict[str, Any]) -> list[tuple[int, str, str]]:
@@ -333,18 +320,17 @@ def _write_sqlite_batch(conn: Any, batch: Sequence[dict[str, Any]], sightings_on
     try:
         results: list[_Recorded] = []
         for params in batch:
-            inserted = conn.execute(_SQLITE_FINGERPRINT, params).fetchone()
-            if inserted is not None:
+            if conn.execute(_SQLITE_FINGERPRINT, params).fetchone() is not None:
                 if sightings_only:
                     conn.execute("ROLLBACK")
                     return None
-                results.append((int(conn.execute(_SQLITE_DELIVERY, params).fetchone()[0]), None, int(inserted[0])))
+                results.append((int(conn.execute(_SQLITE_DELIVERY, params).fetchone()[0]), None))
                 continue
             if params["requeue"]:  # before the sighting, as on PostgreSQL: both see the queue as it was
                 conn.execute(_SQLITE_REQUEUE, params)
             seen = [row[0] for row in conn.execute(_SQLITE_SIGHTING, params)]
             # The lock is ours since BEGIN: the conflicting row is there (prune cannot run in between).
-            results.append((None, min(seen, default=params["now"]), None))
+            results.append((None, min(seen, default=params["now"])))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

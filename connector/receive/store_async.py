@@ -85,9 +85,6 @@ class AsyncStore:
         if self._connections is None:
             return await self._in_thread(store.record_delivery, self.engine, event, body, fp, webhook_id, requeue_thin)
         values = store.delivery_values(event, body, fp, webhook_id, requeue_thin, "webhook")
-        copy = store.recent_copy(self.engine, values)
-        if copy is not None:
-            return copy
         params = store.bound_params(self.engine.dialect, values)
         try:
             async with self._connections.connection() as conn:
@@ -96,7 +93,8 @@ class AsyncStore:
         except psycopg.Error as exc:  # as store.record_delivery raises driver errors
             raise DBAPIError.instance("record_delivery", None, exc, psycopg.Error) from exc
         assert row is not None
-        recorded = store.outcome(self.engine, values, *store.settle_postgresql(self.engine, row))
+        delivery_id, first_seen = store.settle_postgresql(self.engine, row)
+        recorded = store.outcome(self.engine, values, delivery_id, first_seen)
         if recorded is None:  # a concurrent copy: rare, through SQLAlchemy in a thread
             return await self._in_thread(store.note_concurrent_copy, self.engine, values)
         return recorded

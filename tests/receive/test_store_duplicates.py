@@ -141,7 +141,7 @@ def test_when_the_statement_cannot_note_the_sighting_a_transaction_does(engine, 
     send(engine, "NC-7-7", requeue=True)
     with engine.begin() as conn:
         conn.execute(update(Delivery).values(status="processing"))
-    monkeypatch.setattr(store_module, "_record", lambda engine, values: (None, None, None))
+    monkeypatch.setattr(store_module, "_record", lambda engine, values: (None, None))
     again = send(engine, "NC-7-7", requeue=True)
     assert isinstance(again, Duplicate)
     assert rows(engine)["NC-7-7"][0] == 2
